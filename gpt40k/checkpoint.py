@@ -1,0 +1,154 @@
+"""Checkpoint folders, Hugging Face style, written atomically.
+
+A checkpoint folder holds ``config.json``, ``model.safetensors`` and ``tokenizer.json``
+(weights never go through pickle). A training run's folder holds two of them:
+
+    run/best/      the lowest validation loss so far (what the app and the Hub get)
+    run/latest/    the last save, plus training_state.pt, which --resume needs
+    run/metrics.jsonl, run/loss_curve.png, run/train_args.json
+
+A folder is written under a temporary name and renamed into place, so a crash or a kill
+mid-write leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .errors import GPT40kError
+from .model import CONFIG_FILE, GPT, WEIGHTS_FILE, read_config
+from .tokenizer import TOKENIZER_FILE, CharTokenizer
+
+STATE_FILE = "training_state.pt"
+ARGS_FILE = "train_args.json"
+
+
+class CheckpointError(GPT40kError, ValueError):
+    """A checkpoint is missing, incomplete or corrupt; the message names the problem."""
+
+
+@contextmanager
+def atomic_folder(dest: str | Path):
+    """Yield a temporary folder; on success it replaces ``dest`` in two renames."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    old = dest.with_name(f"{dest.name}.old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    if dest.exists():
+        dest.rename(old)  # between these two renames `old` is the checkpoint: find_checkpoint knows
+    tmp.rename(dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def write_json(path: str | Path, data) -> None:
+    """Write a JSON file atomically (temp file + rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_model_files(model: GPT, folder: Path, tokenizer: CharTokenizer | None) -> None:
+    write_json(folder / CONFIG_FILE, model.config.to_dict())
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, folder / WEIGHTS_FILE, metadata={"format": "pt"})
+    if tokenizer is not None:
+        tokenizer.save(folder / TOKENIZER_FILE)
+
+
+def save_model(model: GPT, folder: str | Path, tokenizer: CharTokenizer | None = None) -> Path:
+    model = getattr(model, "module", model)  # unwrap DDP / torch.compile
+    model = getattr(model, "_orig_mod", model)
+    with atomic_folder(folder) as tmp:
+        write_model_files(model, tmp, tokenizer)
+    return Path(folder)
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """The checkpoint folder meant by ``path``: itself, or a run folder's best (else latest)."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist")
+    for candidate in (path, path / "best", path / "latest", path / "best.old", path / "latest.old"):
+        if (candidate / CONFIG_FILE).is_file():
+            return candidate
+    raise CheckpointError(
+        f"{path} holds no GPT-40k checkpoint: expected {CONFIG_FILE} and {WEIGHTS_FILE} in it, "
+        "or a run folder with best/ or latest/")
+
+
+def load_local(folder: str | Path, device: str | torch.device = "cpu") -> tuple[GPT, CharTokenizer]:
+    """Model and tokenizer from a checkpoint folder, checking that every piece is there and fits."""
+    folder = find_checkpoint(folder)
+    try:
+        config = read_config(folder)
+    except (FileNotFoundError, ValueError) as e:
+        raise CheckpointError(str(e)) from None
+    try:
+        tokenizer = CharTokenizer.load(folder / TOKENIZER_FILE)
+    except (FileNotFoundError, ValueError) as e:
+        raise CheckpointError(str(e)) from None
+    if len(tokenizer) != config.vocab_size:
+        raise CheckpointError(f"{folder}: tokenizer has {len(tokenizer)} characters but config.json says "
+                              f"vocab_size={config.vocab_size}; the files do not belong together")
+    weights_path = folder / WEIGHTS_FILE
+    if not weights_path.is_file():
+        raise CheckpointError(f"no {WEIGHTS_FILE} in {folder}: the checkpoint is incomplete")
+    try:
+        state = load_file(weights_path, device=str(device))
+    except (SafetensorError, OSError, RuntimeError) as e:
+        raise CheckpointError(f"{weights_path} is corrupt or truncated ({e}); download or copy it again") from None
+    model = GPT(config)
+    expected = model.state_dict()
+    missing, unexpected = expected.keys() - state.keys(), state.keys() - expected.keys()
+    wrong = [k for k in expected.keys() & state.keys() if state[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        raise CheckpointError(
+            f"{weights_path} does not match config.json: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]}, wrong shape {sorted(wrong)[:5]}")
+    model.load_state_dict(state)
+    model.to(device)
+    model.set_attention_kernel("auto", device)
+    model.eval()
+    return model, tokenizer
+
+
+def load_model(name_or_path: str | Path, device: str | torch.device = "cpu", **hub_kwargs):
+    """(model, tokenizer, folder) from a local checkpoint or run folder, or a Hub ``user/name[@rev]``."""
+    from .hub import resolve_model_dir
+
+    folder = resolve_model_dir(str(name_or_path), **hub_kwargs)
+    model, tokenizer = load_local(folder, device)
+    return model, tokenizer, find_checkpoint(folder)
+
+
+def save_training_state(path: Path, state: dict) -> None:
+    torch.save(state, path)
+
+
+def load_training_state(folder: Path) -> dict:
+    """The optimizer/RNG/step state; weights_only=True, so loading it runs no pickled code."""
+    path = folder / STATE_FILE
+    if not path.is_file():
+        raise CheckpointError(f"no {STATE_FILE} in {folder}: this checkpoint cannot be resumed "
+                              "(only the latest/ folder of a run, or a push with --push-training-state, can)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for damaged or hostile files
+        raise CheckpointError(f"{path} is corrupt or not a GPT-40k training state: {e}") from None

@@ -1,0 +1,72 @@
+"""``python train.py``: the training command line, generated from TrainConfig."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .checkpoint import ARGS_FILE, STATE_FILE, CheckpointError
+from .config import PRESETS, TrainConfig, add_config_arguments, build_config
+from .errors import ConfigError, GPT40kError
+
+EXAMPLES = """examples:
+  python train.py --data books/ --preset cpu --out runs/mine
+  python train.py --data books/ --preset seed --out /kaggle/working/run1
+  python train.py --resume /kaggle/working/run1
+  torchrun --nproc_per_node=2 train.py --data books/ --preset seed --out run2
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="train.py", description="Train a character-level GPT on your own books.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=list(PRESETS), default="seed",
+                        help="starting values for every flag below (default: seed)")
+    parser.add_argument("--resume", metavar="RUN",
+                        help="continue a run from its folder (or its latest/ checkpoint); "
+                             "flags given override the saved ones")
+    add_config_arguments(parser)
+    return parser
+
+
+def find_resumable(path: str) -> tuple[Path, Path]:
+    """(checkpoint folder holding training_state.pt, the run folder it belongs to)."""
+    path = Path(path).expanduser()
+    for folder in (path / "latest", path / "latest.old", path):
+        if (folder / STATE_FILE).is_file():
+            return folder, (path if folder != path else path.parent)
+    raise CheckpointError(f"{path} holds nothing to resume: expected a run folder with latest/{STATE_FILE}")
+
+
+def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
+    given = {k: v for k, v in vars(args).items() if k not in ("preset", "resume")}
+    if args.resume is None:
+        if not given.get("data"):
+            raise ConfigError("no training data: pass --data with text files, a folder or a glob "
+                              "(or --resume RUN to continue a run)")
+        return build_config(args.preset, given), None
+    folder, run_dir = find_resumable(args.resume)
+    saved = json.loads((folder / ARGS_FILE).read_text(encoding="utf-8"))
+    saved["out"] = str(run_dir)
+    return TrainConfig(**{**saved, **given}), folder
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .trainer import Trainer  # after parsing: --help stays fast
+
+    trainer = None
+    try:
+        cfg, resume_from = resolve_config(args)
+        trainer = Trainer(cfg, resume_from)
+        result = trainer.run()
+    except GPT40kError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if trainer is not None:
+            trainer.close()
+    return 130 if result.interrupted else 0

@@ -1,0 +1,99 @@
+import pytest
+import torch
+
+from gpt40k import GPT, GPTConfig
+from gpt40k.generation import SlidingWindow, next_token_distribution, stream
+
+
+def small(block_size=12) -> GPT:
+    torch.manual_seed(0)
+    return GPT(GPTConfig(vocab_size=13, block_size=block_size, n_layer=2, n_head=2, n_embd=16, dropout=0.0)).eval()
+
+
+@pytest.mark.parametrize("slide", [1, 3, 12])
+def test_cached_logits_equal_full_recompute_below_and_beyond_block_size(slide):
+    model = small(block_size=12)
+    seq = torch.randint(0, 13, (2, 40))
+    window = SlidingWindow(model, batch_size=2, slide=slide)
+    out = window.feed(seq[:, :5], return_attention=True)
+    torch.testing.assert_close(out.logits, model(seq[:, :5]).logits, atol=1e-5, rtol=0)
+    for t in range(5, 40):  # 35 more tokens, well past block_size
+        out = window.feed(seq[:, t:t + 1], return_attention=True)
+        ctx = window.window
+        assert ctx.size(1) <= 12
+        assert torch.equal(ctx, seq[:, t + 1 - ctx.size(1):t + 1])  # the window is the most recent text
+        full = model(ctx, return_attention=True)
+        torch.testing.assert_close(out.logits[:, -1], full.logits[:, -1], atol=1e-5, rtol=0)
+        torch.testing.assert_close(out.attentions[0][:, :, -1], full.attentions[0][:, :, -1], atol=1e-5, rtol=0)
+        if slide == 1 and t >= 11:
+            assert ctx.size(1) == 12  # exactly the seed: always the last block_size characters
+        assert ctx.size(1) >= min(t + 1, 12 - slide + 1)
+
+
+def test_slide_1_reproduces_the_seeds_crop_and_recompute_generation():
+    model = small(block_size=8)
+    prompt = torch.randint(0, 13, (1, 3))
+    cached = model.generate(prompt, 30, temperature=0, slide=1)
+    idx = prompt  # the lecture's loop: crop to block_size, full forward, argmax
+    for _ in range(30):
+        logits = model(idx[:, -8:]).logits[:, -1]
+        idx = torch.cat([idx, logits.argmax(-1, keepdim=True)], dim=1)
+    assert torch.equal(cached, idx)
+
+
+def test_prompt_longer_than_block_size_keeps_its_end():
+    model = small(block_size=8)
+    steps = list(stream(model, list(range(13)) * 2, 3, temperature=0))
+    assert steps[0].window == 8
+    expected = model(torch.tensor([(list(range(13)) * 2)[-8:]])).logits[:, -1]
+    torch.testing.assert_close(steps[0].logits, expected, atol=1e-5, rtol=0)
+
+
+def test_sampling_knobs():
+    logits = torch.tensor([[2.0, 1.0, 0.5, 0.0, -1.0]])
+    greedy = next_token_distribution(logits, temperature=0)
+    assert greedy.tolist() == [[1.0, 0.0, 0.0, 0.0, 0.0]]
+    top2 = next_token_distribution(logits, top_k=2)
+    assert (top2[0, 2:] == 0).all() and abs(top2.sum().item() - 1) < 1e-6
+    p = torch.softmax(logits, -1)[0]
+    nucleus = next_token_distribution(logits, top_p=float(p[0] + 0.01))  # just over the first token's mass
+    assert (nucleus[0, :2] > 0).all() and (nucleus[0, 2:] == 0).all()
+    only_first = next_token_distribution(logits, top_p=float(p[0] - 0.01))
+    assert only_first[0].tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]
+    hot, cold = next_token_distribution(logits, temperature=2.0), next_token_distribution(logits, temperature=0.5)
+    assert hot[0, 0] < p[0] < cold[0, 0]
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(temperature=-1), "temperature"), (dict(top_k=0), "top_k"), (dict(top_p=0), "top_p"),
+    (dict(top_p=1.5), "top_p"), (dict(slide=0), "slide"), (dict(slide=99), "slide"),
+])
+def test_bad_sampling_arguments(kw, message):
+    with pytest.raises(ValueError, match=message):
+        list(stream(small(), [1, 2], 2, **kw))
+    with pytest.raises(ValueError, match="empty"):
+        list(stream(small(), [], 2))
+
+
+def test_seeds_reproduce_and_generators_are_independent():
+    model = small()
+    def run(seed):
+        g = torch.Generator().manual_seed(seed)
+        return [int(s.token) for s in stream(model, [1], 40, generator=g)]
+    assert run(1) == run(1)
+    assert run(1) != run(2)
+    torch.manual_seed(123)  # the global RNG does not matter when a generator is given
+    assert run(1) == run(1)
+
+
+def test_stream_restores_training_mode_and_reports_probabilities():
+    model = small().train()
+    steps = list(stream(model, [1, 2, 3], 4, top_k=3, return_attention=True))
+    assert model.training
+    assert len(steps) == 4
+    for s in steps:
+        assert abs(s.probs.sum().item() - 1) < 1e-5 and (s.probs > 0).sum() <= 3
+        assert s.probs[0, s.token[0]] > 0
+        assert len(s.attentions) == 2
+    assert steps[0].attentions[0].shape == (1, 2, 3, 3)  # the prompt's full map
+    assert steps[1].attentions[0].shape == (1, 2, 1, 4)  # then one new row per character

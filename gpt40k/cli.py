@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -69,4 +70,6 @@ def train_main(argv: list[str] | None = None) -> int:
     finally:
         if trainer is not None:
             trainer.close()
-    return 130 if result.interrupted else 0
+    if result.signal_name:  # the shell convention: 128 + the signal's number
+        return 128 + int(getattr(signal, result.signal_name))
+    return 0

@@ -8,7 +8,7 @@ its ``slide`` oldest characters and recomputes the cache for the rest in one bat
 
 - ``slide=1`` reproduces the seed exactly: always the last ``block_size`` characters, at the
   price of a full recompute for each character once the window is full.
-- a larger ``slide`` (default ``block_size // 8``) keeps between ``block_size - slide + 1``
+- a larger ``slide`` (default ``block_size // 4``) keeps between ``block_size - slide + 1``
   and ``block_size`` characters of context and recomputes once every ``slide`` characters.
 
 Either way the logits of each step equal a full forward pass over that step's window
@@ -69,7 +69,7 @@ def next_token_distribution(logits: torch.Tensor, temperature: float = 1.0, top_
 
 
 def default_slide(block_size: int) -> int:
-    return max(1, block_size // 8)
+    return max(1, block_size // 4)
 
 
 class SlidingWindow:

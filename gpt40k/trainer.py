@@ -44,6 +44,7 @@ class TrainResult:
     best_step: int | None
     stop_reason: str  # "finished", "early stopping", "time limit", "interrupted"
     elapsed_s: float
+    signal_name: str | None = None  # SIGINT or SIGTERM, when one stopped the run
 
     @property
     def interrupted(self) -> bool:
@@ -327,8 +328,9 @@ class Trainer:
                     self.save_latest()
                     break
         pbar.close()
-        result = TrainResult(self.out, self.step, self.best_val, self.best_step, reason, self.elapsed)
-        self._print_summary(result, signals.requested)
+        result = TrainResult(self.out, self.step, self.best_val, self.best_step, reason, self.elapsed,
+                             signals.requested)
+        self._print_summary(result)
         return result
 
     # ---- reporting ------------------------------------------------------------------------
@@ -342,7 +344,7 @@ class Trainer:
                  f"{', compiled' if cfg.compile else ''}; {self.tokens_per_step:,} tokens per step"
                  + (f"; resuming at step {self.step}" if self.step else ""))
 
-    def _print_summary(self, r: TrainResult, signal_name: str | None) -> None:
+    def _print_summary(self, r: TrainResult) -> None:
         if r.best_val_loss is not None:
             best = f"best val loss {r.best_val_loss:.4f} ({r.best_val_loss / LN2:.3f} bits/char) at step {r.best_step}"
         else:
@@ -350,7 +352,7 @@ class Trainer:
         why = {"finished": f"finished {r.step} steps", "early stopping":
                f"stopped early at step {r.step}: val loss did not improve for {self.cfg.patience} evaluations",
                "time limit": f"time limit reached at step {r.step}",
-               "interrupted": f"interrupted ({signal_name or 'requested'}) at step {r.step}"}[r.stop_reason]
+               "interrupted": f"interrupted ({r.signal_name or 'requested'}) at step {r.step}"}[r.stop_reason]
         self.say(f"{why} in {r.elapsed_s / 60:.1f} min; {best}")
         self.say(f"best checkpoint: {self.out / 'best'}   resumable: {self.out / 'latest'}")
         if r.stop_reason in ("interrupted", "time limit") or r.step < self.cfg.max_iters and r.stop_reason != "early stopping":

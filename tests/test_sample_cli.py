@@ -1,0 +1,29 @@
+import os
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def sample(*args):
+    return subprocess.run([sys.executable, "-m", "gpt40k.sample", *map(str, args)], capture_output=True,
+                          text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_sample_streams_text_reproducibly(trained_run):
+    a = sample(trained_run, "--prompt", "The emperor", "--chars", "60", "--seed", "7", "--top-k", "5",
+               "--top-p", "0.9", "--temperature", "0.8")
+    b = sample(trained_run / "best", "--prompt", "The emperor", "--chars", "60", "--seed", "7", "--top-k", "5",
+               "--top-p", "0.9", "--temperature", "0.8")
+    assert a.returncode == 0, a.stderr
+    assert a.stdout == b.stdout  # run folder = its best checkpoint; same seed = same text
+    assert a.stdout.startswith("The emperor") and len(a.stdout) == len("The emperor") + 60 + 1
+
+
+def test_sample_reports_unknown_characters_and_bad_arguments(trained_run):
+    proc = sample(trained_run, "--prompt", "The €mperor 🙂", "--chars", "5", "--seed", "1")
+    assert proc.returncode == 0 and "€" in proc.stderr and "does not know" in proc.stderr
+    bad = sample(trained_run, "--top-p", "2")
+    assert bad.returncode == 1 and "top_p" in bad.stderr and "Traceback" not in bad.stderr
+    missing = sample(trained_run / "nope")
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -12,10 +13,14 @@ from .checkpoint import ARGS_FILE, STATE_FILE, CheckpointError
 from .config import PRESETS, TrainConfig, add_config_arguments, build_config
 from .errors import ConfigError, GPT40kError
 
+PUSH_FAILED = 3  # training finished and is saved, but the upload did not happen
+
 EXAMPLES = """examples:
   python train.py --data books/ --preset cpu --out runs/mine
   python train.py --data books/ --preset seed --out /kaggle/working/run1
   python train.py --resume /kaggle/working/run1
+  python train.py --data books/ --preset seed --out run1 --push-to-hub user/gpt40k-mine --push-training-state
+  python train.py --resume hub:user/gpt40k-mine --data books/
   torchrun --nproc_per_node=2 train.py --data books/ --preset seed --out run2
 """
 
@@ -27,10 +32,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--preset", choices=list(PRESETS), default="seed",
                         help="starting values for every flag below (default: seed)")
     parser.add_argument("--resume", metavar="RUN",
-                        help="continue a run from its folder (or its latest/ checkpoint); "
+                        help="continue a run from its folder (or its latest/ checkpoint), or from a Hub "
+                             "repository pushed with --push-training-state: hub:USER/NAME[@rev]; "
                              "flags given override the saved ones")
     add_config_arguments(parser)
     return parser
+
+
+def fetch_from_hub(ref: str, out: str | None) -> Path:
+    """Download ``last-checkpoint/`` of a Hub repository into a local run folder; return the folder."""
+    from .checkpoint import atomic_folder
+    from .hub import download_resumable, parse_repo_ref
+
+    downloaded = download_resumable(ref)
+    run_dir = Path(out or Path("runs") / parse_repo_ref(ref)[0].split("/")[1])
+    with atomic_folder(run_dir / "latest") as tmp:
+        shutil.copytree(downloaded, tmp, dirs_exist_ok=True)
+        if (tmp / "metrics.jsonl").exists():
+            (tmp / "metrics.jsonl").unlink()
+    if (downloaded / "metrics.jsonl").exists():
+        shutil.copyfile(downloaded / "metrics.jsonl", run_dir / "metrics.jsonl")
+    return run_dir
 
 
 def find_resumable(path: str) -> tuple[Path, Path]:
@@ -49,7 +71,10 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
             raise ConfigError("no training data: pass --data with text files, a folder or a glob "
                               "(or --resume RUN to continue a run)")
         return build_config(args.preset, given), None
-    folder, run_dir = find_resumable(args.resume)
+    resume = args.resume
+    if resume.startswith("hub:"):  # a run pushed with --push-training-state, e.g. on another machine
+        resume = str(fetch_from_hub(resume[len("hub:"):], given.get("out")))
+    folder, run_dir = find_resumable(resume)
     saved = json.loads((folder / ARGS_FILE).read_text(encoding="utf-8"))
     saved["out"] = str(run_dir)
     return TrainConfig(**{**saved, **given}), folder
@@ -72,4 +97,4 @@ def train_main(argv: list[str] | None = None) -> int:
             trainer.close()
     if result.signal_name:  # the shell convention: 128 + the signal's number
         return 128 + int(getattr(signal, result.signal_name))
-    return 0
+    return PUSH_FAILED if result.push_error else 0

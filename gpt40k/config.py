@@ -61,6 +61,13 @@ class TrainConfig:
                          choices=["auto", "math", "fused"])
     seed: int = opt(1337, "random seed")
     time_limit: float | None = opt(None, "save and stop after this many minutes (Kaggle sessions end)")
+    # ---- publishing ----
+    push_to_hub: str | None = opt(None, "upload the best checkpoint to this Hub repository (user/name) at the end",
+                                  metavar="USER/NAME")
+    hub_private: bool = opt(False, "create the Hub repository as private")
+    push_every: bool = opt(False, "also push a snapshot at every evaluation, to the branch step-N")
+    push_training_state: bool = opt(False, "also push what --resume needs (last-checkpoint/), so "
+                                           "--resume hub:USER/NAME continues on another machine")
 
     def __post_init__(self):
         positive = ["block_size", "n_layer", "n_head", "n_embd", "batch_size", "max_iters",
@@ -75,6 +82,16 @@ class TrainConfig:
             raise ConfigError(f"--lr must be positive, got {self.lr}")
         if self.min_lr is not None and not 0 <= self.min_lr <= self.lr:
             raise ConfigError(f"--min-lr must be between 0 and --lr ({self.lr}), got {self.min_lr}")
+        if self.push_to_hub is not None:
+            from .hub import HubError, parse_repo_ref
+
+            try:
+                if parse_repo_ref(self.push_to_hub)[1]:
+                    raise HubError("give --push-to-hub without @revision: it pushes to main (and step-N branches)")
+            except HubError as e:
+                raise ConfigError(f"--push-to-hub: {e}") from None
+        if (self.push_every or self.push_training_state) and not self.push_to_hub:
+            raise ConfigError("--push-every and --push-training-state need --push-to-hub USER/NAME")
         if self.time_limit is not None and self.time_limit <= 0:
             raise ConfigError(f"--time-limit must be positive (minutes), got {self.time_limit}")
         try:  # inconsistent model sizes (n_embd % n_head, dropout) surface now, not after data loading

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +29,23 @@ def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     if name == "mps" and not torch.backends.mps.is_available():
         raise DeviceError("--device mps was asked for, but MPS is not available on this machine; use --device cpu")
     return torch.device(name)
+
+
+def describe_hardware(device: torch.device, world_size: int = 1) -> str:
+    """E.g. "2 x Tesla T4" or "AMD EPYC (2 threads)", for run summaries and model cards."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    elif device.type == "mps":
+        name = "Apple MPS"
+    else:
+        name = platform.processor() or platform.machine()
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as f:
+                name = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), name)
+        except OSError:
+            pass
+        name = f"{name} ({torch.get_num_threads()} threads)"
+    return f"{world_size} x {name}" if world_size > 1 else name
 
 
 def cpu_supports_bf16() -> bool:

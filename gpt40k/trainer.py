@@ -17,7 +17,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
-from . import runtime
+from . import hub, runtime
+from .card import CORPUS_FILE, SUMMARY_FILE, write_card
 from .checkpoint import (ARGS_FILE, STATE_FILE, atomic_folder, load_local, load_training_state,
                          save_model, save_training_state, write_json, write_model_files)
 from .config import TrainConfig
@@ -45,6 +46,7 @@ class TrainResult:
     stop_reason: str  # "finished", "early stopping", "time limit", "interrupted"
     elapsed_s: float
     signal_name: str | None = None  # SIGINT or SIGTERM, when one stopped the run
+    push_error: str | None = None  # why the push to the Hub failed, when it did
 
     @property
     def interrupted(self) -> bool:
@@ -242,6 +244,9 @@ class Trainer:
             with open(self.out / METRICS_FILE, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
             plot_loss_curve(self.out / METRICS_FILE, self.out / CURVE_FILE)
+            if self.cfg.push_to_hub and self.cfg.push_every and self.step > 0:
+                self._push(lambda: hub.push_snapshot(self.out, self.cfg.push_to_hub, self.step, losses["val"],
+                                                     private=self.cfg.hub_private))
             mark = " (best)" if improved else f" (best {self.best_val:.4f} at step {self.best_step})"
             self.say(f"step {self.step:>6}: train {losses['train']:.4f}  val {losses['val']:.4f}{mark}")
             if self.cfg.sample_chars:
@@ -291,6 +296,7 @@ class Trainer:
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             write_json(self.out / ARGS_FILE, cfg.to_dict())
+            write_json(self.out / CORPUS_FILE, self.data.summary())
             self._trim_metrics()
         self._print_header()
         signals = StopSignal()
@@ -331,7 +337,33 @@ class Trainer:
         result = TrainResult(self.out, self.step, self.best_val, self.best_step, reason, self.elapsed,
                              signals.requested)
         self._print_summary(result)
+        if self.dist.is_main:
+            self._finish(result)
         return result
+
+    # ---- the end: summary, model card, push ------------------------------------------------
+    def _finish(self, result: TrainResult) -> None:
+        write_json(self.out / SUMMARY_FILE, {
+            "steps": result.step, "tokens": result.step * self.tokens_per_step, "elapsed_s": round(result.elapsed_s, 1),
+            "hardware": runtime.describe_hardware(self.device, self.dist.world_size),
+            "dtype": str(self.dtype).replace("torch.", ""), "stop_reason": result.stop_reason,
+            "best_val_loss": result.best_val_loss, "best_step": result.best_step})
+        write_card(self.out / "best", self.out, self.cfg.push_to_hub)
+        if self.cfg.push_to_hub:
+            result.push_error = self._push(lambda: hub.push_run(
+                self.out, self.cfg.push_to_hub, private=self.cfg.hub_private,
+                with_training_state=self.cfg.push_training_state))
+
+    def _push(self, push) -> str | None:
+        """Run a push; a failure is reported and returned, never raised: the run stays on disk."""
+        try:
+            url = push()
+        except hub.HubError as e:
+            self.say(f"error: {e}\nEverything is saved in {self.out}. Push it later with: "
+                     f"python -m gpt40k.push {self.out} {self.cfg.push_to_hub}")
+            return str(e)
+        self.say(f"pushed to the Hub: {url}")
+        return None
 
     # ---- reporting ------------------------------------------------------------------------
     def _print_header(self) -> None:

@@ -121,7 +121,7 @@ PRESETS: dict[str, dict] = {
                      max_iters=10000, eval_interval=250, eval_iters=50, patience=8),
     # The best val loss in ~70 s on a 2-core CPU (README, "The cpu preset"; bench/cpu_preset.py).
     "cpu": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=32, dropout=0.0, lr=2e-3,
-                max_iters=2000, warmup_iters=100, eval_interval=250, eval_iters=50, patience=0,
+                max_iters=1800, warmup_iters=100, eval_interval=250, eval_iters=50, patience=0,
                 sample_chars=100, weight_decay=0.1),
     # Trains in seconds: for tests and smoke runs.
     "tiny": dict(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=16, dropout=0.0, lr=3e-3,

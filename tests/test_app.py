@@ -1,0 +1,112 @@
+"""End to end: app.py on 127.0.0.1, driven through gradio_client like any API user."""
+
+import concurrent.futures
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from conftest import ROOT, _free_port
+
+pytest.importorskip("gradio_client")
+
+
+def start_app(*args, **env):
+    port = _free_port()
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "GRADIO_ANALYTICS_ENABLED": "False",
+                "HF_ENDPOINT": "http://127.0.0.1:9", **env}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", "--port", str(port), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"app.py exited: {proc.stdout.read()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return proc, url
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise AssertionError("app.py did not start in time")
+
+
+def stop(proc):
+    proc.terminate()
+    try:
+        return proc.communicate(timeout=20)[0]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.communicate()[0]
+
+
+@pytest.fixture(scope="module")
+def app(trained_run):
+    proc, url = start_app("--model", str(trained_run))
+    yield url
+    stop(proc)
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    from gradio_client import Client
+
+    return Client(app, verbose=False, analytics_enabled=False, download_files=False)
+
+
+def test_generate_streams_and_is_reproducible(client):
+    job = client.submit("The emperor", 120, 0.8, 0, 1.0, 42, api_name="/generate")
+    chunks = list(job)
+    final = job.result()
+    assert final.startswith("The emperor") and len(final) == len("The emperor") + 120
+    assert len(chunks) >= 2 and all(final.startswith(c) for c in chunks)  # it grew in front of us
+    assert client.predict("The emperor", 120, 0.8, 0, 1.0, 42, api_name="/generate") == final
+    assert client.predict("The emperor", 120, 0.8, 0, 1.0, 43, api_name="/generate") != final
+
+
+@pytest.mark.parametrize("prompt, check", [
+    ("", lambda out: out.startswith("\n")),
+    ("The “holy” fire 🙂\x00\x07 ‮שלום‬", lambda out: out.startswith('The holy fire ')),  # no quotes in its vocab
+    ("war " * 25_000, lambda out: len(out) == 32 + 20),  # 100,000 characters: the last block_size are kept
+])
+def test_bad_prompts_are_handled(client, prompt, check):
+    out = client.predict(prompt, 20, 0.8, 0, 1.0, 1, api_name="/generate")
+    assert check(out), out[:80]
+
+
+def test_out_of_range_numbers_are_clamped(client):
+    out = client.predict("The", 10**9, -5, -1, 7, -1, api_name="/generate")
+    assert out.startswith("The") and len(out) == 3 + 2000
+    greedy = client.predict("The", 30, 0, 0, 1.0, 1, api_name="/generate")
+    assert greedy == client.predict("The", 30, 0, 0, 1.0, 2, api_name="/generate")  # temperature 0: no chance
+
+
+def test_sixteen_concurrent_clients_get_their_own_reproducible_text(app, client):
+    from gradio_client import Client
+
+    def one(seed):
+        c = Client(app, verbose=False, analytics_enabled=False, download_files=False)
+        return c.predict("The", 60, 1.0, 0, 1.0, seed, api_name="/generate")
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        together = list(pool.map(one, range(16)))
+    alone = [client.predict("The", 60, 1.0, 0, 1.0, seed, api_name="/generate") for seed in (0, 7, 15)]
+    assert [together[0], together[7], together[15]] == alone
+    assert len(set(together)) == 16
+
+
+def test_a_model_that_cannot_be_pulled_falls_back_to_the_shipped_one(trained_run):
+    if not any((ROOT / "checkpoints").glob("*/config.json")):
+        pytest.skip("no shipped checkpoint in checkpoints/")
+    proc, url = start_app("--model", "nobody/does-not-exist", HF_HUB_OFFLINE="1")
+    try:
+        with urllib.request.urlopen(url + "config", timeout=10) as r:
+            config = r.read().decode()
+        assert "Could not load the model" in config and "nobody/does-not-exist" in config
+    finally:
+        log = stop(proc)
+    assert "Could not load the model 'nobody/does-not-exist'" in log

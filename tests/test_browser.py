@@ -1,0 +1,78 @@
+"""A real browser (Debian's chromium, driven by Playwright) uses the page as a person would:
+type a prompt, press Generate, watch characters appear and heatmaps render, scrub a step."""
+
+import os
+import shutil
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from test_app import start_app, stop
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+         "--no-first-run", "--disable-component-update", "--disable-sync"]
+
+
+LABEL = "Text (prompt, then what the model wrote)"
+
+
+def output_text(page) -> str:
+    return page.locator("#gpt40k-output").inner_text().removeprefix(LABEL).lstrip("\n")
+
+
+def test_type_generate_watch_and_scrub(trained_run, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    model = os.environ.get("GPT40K_BROWSER_MODEL", str(trained_run))
+    proc, url = start_app("--model", model)
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1500, "height": 1300})
+            # Only the app itself may be reached: anything else is refused before it leaves the machine.
+            page.route("**/*", lambda route: route.continue_()
+                       if urlparse(route.request.url).hostname in ("127.0.0.1", "localhost") else route.abort())
+            page.goto(url)
+            page.locator("#gpt40k-prompt textarea").fill("The emperor")
+            page.get_by_label("Speed (characters/s, 0 = fastest)").first.fill("40")
+            page.get_by_label("New characters").first.fill("160")
+            page.locator("#gpt40k-generate").click()
+
+            lengths = []
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                text = output_text(page)
+                lengths.append(len(text))
+                if len(text) >= len("The emperor") + 160:
+                    break
+                time.sleep(0.5)
+            assert lengths[-1] >= len("The emperor") + 160, lengths
+            assert len(set(lengths)) >= 3  # it grew while we watched, one character after another
+            assert output_text(page).startswith("The emperor")
+
+            heat = page.locator("#gpt40k-heatmap img")
+            heat.wait_for(state="visible", timeout=30_000)
+            page.wait_for_function("() => { const i = document.querySelector('#gpt40k-heatmap img');"
+                                   " return i && i.naturalWidth > 300; }", timeout=30_000)
+            assert page.locator("#gpt40k-probs").inner_text().count("sampled") == 1
+
+            # scrub back to step 20: the text shows only the prompt and 20 characters
+            step_box = page.locator("#gpt40k-step input[type=number]")
+            page.wait_for_function("() => !document.querySelector('#gpt40k-step input[type=number]').disabled",
+                                   timeout=30_000)
+            step_box.fill("20")
+            step_box.press("Enter")
+            page.wait_for_function("n => document.querySelector('#gpt40k-output').innerText.length <= n",
+                                   arg=len(LABEL) + 1 + len("The emperor") + 20 + 2, timeout=30_000)
+            assert output_text(page).startswith("The emperor")
+
+            page.wait_for_timeout(1500)  # let the last redraw land before the picture
+            shot = Path(os.environ.get("GPT40K_SCREENSHOT", tmp_path / "page.png"))
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 20_000
+            browser.close()
+    finally:
+        stop(proc)

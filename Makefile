@@ -1,4 +1,4 @@
-# `make test` and `make demo` set everything up on a fresh machine (Python 3.11+).
+# `make demo` and `make test` set everything up on a fresh machine (Python 3.11+).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
@@ -6,16 +6,19 @@ $(PY):
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-# torch 2.13.0 is pinned for the tests (a CPU build where one is available locally).
-$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(PY)
+# torch first, pinned: the tests' version (a CPU build where one lies on the machine); then the rest.
+$(VENV)/.installed: requirements.txt requirements-dev.txt | $(PY)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
-test: $(VENV)/.installed-dev
+demo: $(VENV)/.installed
+	$(PY) app.py
+
+test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
-bench: $(VENV)/.installed-dev
+bench: $(VENV)/.installed
 	$(PY) bench/speed.py
 
-.PHONY: test bench
+.PHONY: demo test bench

@@ -10,7 +10,6 @@ per head) and GPT-40k in several settings; generation chars/s at 500 and 2000 ch
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from gpt40k import GPT  # noqa: E402
 from gpt40k.config import PRESETS, build_config  # noqa: E402
 from gpt40k.data import read_books  # noqa: E402
 from gpt40k.generation import stream  # noqa: E402
-from gpt40k.runtime import autocast, cpu_supports_bf16  # noqa: E402
+from gpt40k.runtime import autocast, cpu_supports_bf16, describe_hardware  # noqa: E402
 from gpt40k.tokenizer import CharTokenizer  # noqa: E402
 from gpt40k.trainer import make_optimizer  # noqa: E402
 
@@ -34,15 +33,7 @@ VOCAB = 97  # the original 40k corpus
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+    return (f"{describe_hardware(torch.device('cpu'))}, torch {torch.__version__}, "
             f"bf16 CPU support: {cpu_supports_bf16()}")
 
 

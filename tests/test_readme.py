@@ -1,0 +1,35 @@
+"""The README's promises that a test can check: Spaces front matter, and flags that exist."""
+
+import re
+import shlex
+
+import yaml
+
+from conftest import ROOT
+from gpt40k.cli import build_parser
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_spaces_front_matter_parses_and_matches_the_installed_gradio():
+    import gradio
+
+    match = re.match(r"\A---\n(.*?)\n---\n", README, re.S)
+    assert match, "README.md must start with the Spaces YAML front matter"
+    meta = yaml.safe_load(match.group(1))
+    assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py" and (ROOT / meta["app_file"]).exists()
+    assert meta["sdk_version"] == gradio.__version__
+    assert f"gradio=={meta['sdk_version']}" in (ROOT / "requirements.txt").read_text()
+    for key in ("title", "emoji", "colorFrom", "colorTo", "license"):
+        assert meta.get(key), key
+
+
+def test_every_train_command_in_the_readme_parses():
+    commands = [line.split("#")[0].strip() for line in README.splitlines()
+                if re.match(r"\s*(torchrun .*)?python train\.py|\s*torchrun", line)]
+    assert len(commands) >= 5
+    parser = build_parser()
+    for command in commands:
+        args = shlex.split(command)
+        args = args[args.index("train.py") + 1:]
+        parser.parse_args(args)  # exits (fails the test) on an unknown flag

@@ -75,8 +75,9 @@ def _results_section(metrics: list[dict], summary: dict | None) -> str:
 
 
 def build_card(checkpoint: str | Path, run_dir: str | Path | None = None, repo_id: str | None = None,
-               title: str | None = None):
-    """A ModelCard for ``checkpoint``; ``run_dir`` adds the corpus, metrics and loss curve."""
+               title: str | None = None, note: str | None = None):
+    """A ModelCard for ``checkpoint``; ``run_dir`` adds the corpus, metrics and loss curve; ``note``
+    (markdown) is added as a section of its own."""
     from huggingface_hub import ModelCard, ModelCardData
 
     checkpoint = Path(checkpoint)
@@ -96,6 +97,9 @@ def build_card(checkpoint: str | Path, run_dir: str | Path | None = None, repo_i
     repo = repo_id or "path/to/this/folder"
     curve = "![Training and validation loss](loss_curve.png)\n\n" if (checkpoint / "loss_curve.png").exists() or (
         run_dir and (run_dir / "loss_curve.png").exists()) else ""
+    note_text = f"{note.strip()}\n\n" if note else ""
+    local_keys = ("data", "out", "cache_dir")  # paths of the training machine: meaningless elsewhere
+    args_text = f"`{json.dumps({k: v for k, v in args.items() if k not in local_keys})}`" if args else "not recorded"
     body = f"""
 # {name}
 
@@ -114,7 +118,7 @@ transformer in the spirit of Karpathy's "Let's build GPT", that reads and writes
 
 {_results_section(metrics, summary)}
 
-{curve}Training arguments: {"`" + json.dumps({k: v for k, v in args.items() if k not in ("data", "out", "cache_dir")}) + "`" if args else "not recorded"}.
+{curve}{note_text}Training arguments: {args_text}.
 
 ## Samples
 
@@ -156,12 +160,34 @@ coherent plots. It reproduces the style (and the biases) of the texts it was tra
     return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
 
 
-def write_card(checkpoint: str | Path, run_dir: str | Path | None = None, repo_id: str | None = None) -> Path:
+def write_card(checkpoint: str | Path, run_dir: str | Path | None = None, repo_id: str | None = None,
+               title: str | None = None, note: str | None = None) -> Path:
     """Write README.md (and a copy of the loss curve) into the checkpoint folder."""
     checkpoint = Path(checkpoint)
     if run_dir and (Path(run_dir) / "loss_curve.png").exists():
         shutil.copyfile(Path(run_dir) / "loss_curve.png", checkpoint / "loss_curve.png")
-    card = build_card(checkpoint, run_dir, repo_id)
+    card = build_card(checkpoint, run_dir, repo_id, title, note)
     path = checkpoint / CARD_FILE
     card.save(path)
     return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m gpt40k.card RUN``: (re)write the model card of a run's best checkpoint."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m gpt40k.card", description=main.__doc__)
+    p.add_argument("run", help="a run folder")
+    p.add_argument("--checkpoint", help="the checkpoint folder to write into (default: RUN/best)")
+    p.add_argument("--repo-id", help="the Hub repository the card will live in (for the usage examples)")
+    p.add_argument("--title", help="the card's title (default: the repository or run name)")
+    p.add_argument("--note-file", help="a markdown file whose text is added to the card")
+    args = p.parse_args(argv)
+    note = Path(args.note_file).read_text(encoding="utf-8") if args.note_file else None
+    path = write_card(args.checkpoint or Path(args.run) / "best", args.run, args.repo_id, args.title, note)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

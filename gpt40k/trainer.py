@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -47,10 +48,6 @@ class TrainResult:
     elapsed_s: float
     signal_name: str | None = None  # SIGINT or SIGTERM, when one stopped the run
     push_error: str | None = None  # why the push to the Hub failed, when it did
-
-    @property
-    def interrupted(self) -> bool:
-        return self.stop_reason == "interrupted"
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -106,6 +103,8 @@ class Trainer:
         self.dist, self.device = runtime.setup_distributed(cfg.device)
         self.say = log if self.dist.is_main else (lambda *a, **k: None)
         self.dtype = runtime.resolve_dtype(cfg.dtype, self.device)
+        if self.dist.is_main:
+            self._check_writable(self.out)
         self.resume_state = None
         tokenizer = None
         if resume_from is not None:
@@ -134,6 +133,19 @@ class Trainer:
         self.train_model = self._wrap(self.model)
 
     # ---- set-up ---------------------------------------------------------------------------
+    @staticmethod
+    def _check_writable(out: Path) -> None:
+        """Fail now, not after hours of training, when the run folder cannot be written
+        (Kaggle's /kaggle/input is read-only: write under /kaggle/working)."""
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            probe = out / f".write-test-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise TrainingError(f"cannot write the run folder {out}: {e.strerror}. Pass a writable --out "
+                                "(on Kaggle: /kaggle/working/NAME)") from None
+
     def _prepare_data(self, tokenizer) -> CorpusData:
         cfg = self.cfg
         cache = cfg.cache_dir or self.out / "data_cache"
@@ -326,11 +338,10 @@ class Trainer:
                     if self._evaluate_all():
                         reason = "early stopping"
                         break
-                stop = signals.requested is not None or self.step == until_step
-                if cfg.time_limit is not None and self.elapsed >= 60 * cfg.time_limit:
-                    stop, reason = True, "time limit"
-                if runtime.any_rank(stop, self.dist, self.device):
-                    reason = "time limit" if reason == "time limit" else "interrupted"
+                time_up = cfg.time_limit is not None and self.elapsed >= 60 * cfg.time_limit
+                if runtime.any_rank(time_up or signals.requested is not None or self.step == until_step,
+                                    self.dist, self.device):
+                    reason = "time limit" if time_up else "interrupted"
                     self.save_latest()
                     break
         pbar.close()
@@ -387,7 +398,7 @@ class Trainer:
                "interrupted": f"interrupted ({r.signal_name or 'requested'}) at step {r.step}"}[r.stop_reason]
         self.say(f"{why} in {r.elapsed_s / 60:.1f} min; {best}")
         self.say(f"best checkpoint: {self.out / 'best'}   resumable: {self.out / 'latest'}")
-        if r.stop_reason in ("interrupted", "time limit") or r.step < self.cfg.max_iters and r.stop_reason != "early stopping":
+        if r.stop_reason in ("interrupted", "time limit"):
             self.say(f"continue with: python train.py --resume {self.out}")
 
     def close(self) -> None:

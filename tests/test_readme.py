@@ -33,3 +33,15 @@ def test_every_train_command_in_the_readme_parses():
         args = shlex.split(command)
         args = args[args.index("train.py") + 1:]
         parser.parse_args(args)  # exits (fails the test) on an unknown flag
+
+
+def test_kaggle_notebook_is_valid_and_has_no_outputs():
+    import json
+
+    nb = json.loads((ROOT / "notebooks" / "train_on_kaggle.ipynb").read_text(encoding="utf-8"))
+    code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(not c.get("outputs") and c.get("execution_count") is None
+               for c in nb["cells"] if c["cell_type"] == "code")
+    joined = "\n".join(code)
+    assert "train.py --data" in joined and "torchrun --nproc_per_node=2" in joined and "--push-to-hub" in joined
+    assert "/kaggle/working" in joined

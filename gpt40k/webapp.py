@@ -177,6 +177,11 @@ def make_handlers(registry: ModelRegistry):
         yield (text, heat, probs, _notes_markdown(transcript.notes),
                gr.update(maximum=max(n, 1), value=n, interactive=True), transcript)
 
+    def stopped(transcript):
+        """After Stop: what was written stays, and the slider replays it."""
+        n = len(transcript.steps) if transcript else 0
+        return gr.update(maximum=max(n, 1), value=n, interactive=n > 0)
+
     def scrub(transcript, step, layer):
         return _step_view(transcript, step, layer)
 
@@ -208,7 +213,7 @@ def make_handlers(registry: ModelRegistry):
                 outputs.append(f"(failed: {e})")
         return tuple(outputs)
 
-    return run, scrub, redraw, inspect, switch_model, compare
+    return run, stopped, scrub, redraw, inspect, switch_model, compare
 
 
 def api_generate(registry: ModelRegistry):
@@ -231,7 +236,7 @@ def api_generate(registry: ModelRegistry):
 
 # ---- the page ---------------------------------------------------------------------------
 def build_ui(registry: ModelRegistry):
-    run, scrub, redraw, inspect, switch_model, compare = make_handlers(registry)
+    run, stopped, scrub, redraw, inspect, switch_model, compare = make_handlers(registry)
     default = registry.get(registry.default)
     layers = [str(i + 1) for i in range(default.model.config.n_layer)]
     with gr.Blocks(title="GPT-40k: watch a tiny GPT think") as demo:
@@ -296,8 +301,9 @@ def build_ui(registry: ModelRegistry):
         outputs = [output, heatmap, probs, notes, step, transcript]
         started = generate_btn.click(run, inputs, outputs, concurrency_limit=4, concurrency_id="generate",
                                      api_visibility="private")
-        prompt.submit(run, inputs, outputs, concurrency_limit=4, concurrency_id="generate", api_visibility="private")
-        stop_btn.click(None, cancels=[started])
+        submitted = prompt.submit(run, inputs, outputs, concurrency_limit=4, concurrency_id="generate",
+                                  api_visibility="private")
+        stop_btn.click(stopped, [transcript], [step], cancels=[started, submitted], api_visibility="private")
         step.change(scrub, [transcript, step, layer], [output, heatmap, probs], api_visibility="private")
         layer.change(redraw, [transcript, step, layer], [heatmap], api_visibility="private")
         output.select(inspect, [transcript], [attention_text], api_visibility="private")

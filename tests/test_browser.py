@@ -69,6 +69,18 @@ def test_type_generate_watch_and_scrub(trained_run, tmp_path):
                                    arg=len(LABEL) + 1 + len("The emperor") + 20 + 2, timeout=30_000)
             assert output_text(page).startswith("The emperor")
 
+            # Stop ends the generation at once and keeps what was written
+            page.get_by_label("Speed (characters/s, 0 = fastest)").first.fill("10")
+            page.get_by_label("New characters").first.fill("500")
+            page.locator("#gpt40k-generate").click()
+            page.wait_for_function("n => document.querySelector('#gpt40k-output').innerText.length > n",
+                                   arg=len(LABEL) + 1 + len("The emperor") + 5, timeout=30_000)
+            page.locator("#gpt40k-stop").click()
+            page.wait_for_timeout(1500)
+            kept = output_text(page)
+            page.wait_for_timeout(1500)
+            assert output_text(page) == kept and len(kept) < len("The emperor") + 100  # stopped, and kept
+
             page.wait_for_timeout(1500)  # let the last redraw land before the picture
             shot = Path(os.environ.get("GPT40K_SCREENSHOT", tmp_path / "page.png"))
             page.screenshot(path=str(shot), full_page=True)

@@ -96,3 +96,22 @@ def test_preset_sizes():
     assert 18e6 < params("seed-20m") < 22e6
     assert params("tiny") < 50_000
     assert set(PRESETS) == {"seed", "seed-20m", "cpu", "tiny"}
+
+
+def test_cpu_dropout_drops_p_rounded_to_256ths_and_keeps_the_mean():
+    from gpt40k.model import Dropout
+
+    drop = Dropout(0.2)
+    x = torch.ones(1000, 1000)
+    torch.manual_seed(0)
+    y = drop(x)
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - 51 / 256) < 0.003  # 0.2 rounds to 51/256
+    assert abs(y.mean().item() - 1.0) < 0.01  # survivors are scaled up: the expectation is kept
+    assert set(torch.unique(y).tolist()) == {0.0, torch.tensor(256 / 205).item()}
+    torch.manual_seed(0)
+    assert torch.equal(drop(x), y)  # the global RNG drives it: a resumed run draws the same masks
+    assert torch.equal(drop.eval()(x), x)
+    x.requires_grad_(True)
+    drop.train()(x).sum().backward()
+    assert set(torch.unique(x.grad).tolist()) == {0.0, torch.tensor(256 / 205).item()}

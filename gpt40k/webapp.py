@@ -35,7 +35,10 @@ CSS = """
               font-size: 13px; margin: 2px 0; white-space: pre-wrap;}
 .gpt40k-head-label {color: #888; min-width: 4.5em;}
 .gpt40k-warning {border-left: 4px solid #b91c1c; padding: .4em .8em; background: #fff1f1; color: #5f1111;}
-#gpt40k-output textarea, #gpt40k-output .textfield {font-family: ui-serif, Georgia, serif; font-size: 16px;}
+/* one token per character (so a click finds its character): draw them as running text */
+#gpt40k-output .textfield {font-size: 0; line-height: 1.7;}
+#gpt40k-output .token-container, #gpt40k-output .token {display: inline; padding: 0; margin: 0; border-radius: 0;}
+#gpt40k-output .text {font-family: ui-serif, Georgia, serif; font-size: 17px; white-space: pre-wrap; padding: 0;}
 """
 
 
@@ -153,7 +156,6 @@ def make_handlers(registry: ModelRegistry):
             return
         req = GenerationRequest(prompt, max_new, temperature, top_k, top_p, seed, speed)
         transcript, started, last_text, last_map, heat = None, time.time(), 0.0, 0.0, empty_heatmap()
-        pace = float(speed or 0)
         try:
             for i, (transcript, clean) in enumerate(generate(lm.model, lm.tokenizer, req)):
                 if clean.chars_per_second > 0:  # let people watch: wait until this character is due
@@ -162,7 +164,7 @@ def make_handlers(registry: ModelRegistry):
                 if now - last_map >= HEATMAP_EVERY_S:
                     heat = _step_view(transcript, i + 1, layer)[1]
                     last_map = time.time()
-                if pace > 0 or now - last_text >= TEXT_EVERY_S:
+                if clean.chars_per_second > 0 or now - last_text >= TEXT_EVERY_S:
                     last_text = now
                     yield (highlighted_text(transcript, i + 1), heat, probabilities(transcript.steps[-1]),
                            _notes_markdown(transcript.notes), gr.update(), transcript)
@@ -265,7 +267,7 @@ def build_ui(registry: ModelRegistry):
                     output = gr.HighlightedText(label="Text (prompt, then what the model wrote)",
                                                 color_map={"generated": "#b91c1c"}, show_legend=False,
                                                 show_inline_category=False,
-                                                combine_adjacent=True, elem_id="gpt40k-output")
+                                                combine_adjacent=False, elem_id="gpt40k-output")
                     step = gr.Slider(0, 1, value=0, step=1, label="Step (scrub back through the generation)",
                                      interactive=False, elem_id="gpt40k-step")
                     attention_text = gr.HTML(elem_id="gpt40k-attention-text",

@@ -17,11 +17,12 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
          "--no-first-run", "--disable-component-update", "--disable-sync"]
 
 
-LABEL = "Text (prompt, then what the model wrote)"
+TEXT_JS = "() => Array.from(document.querySelectorAll('#gpt40k-output .token .text')).map(e => e.textContent).join('')"
 
 
 def output_text(page) -> str:
-    return page.locator("#gpt40k-output").inner_text().removeprefix(LABEL).lstrip("\n")
+    """The characters shown: one token per character."""
+    return page.evaluate(TEXT_JS)
 
 
 def test_type_generate_watch_and_scrub(trained_run, tmp_path):
@@ -42,16 +43,16 @@ def test_type_generate_watch_and_scrub(trained_run, tmp_path):
             page.locator("#gpt40k-generate").click()
 
             lengths = []
-            deadline = time.time() + 60
-            while time.time() < deadline:
-                text = output_text(page)
-                lengths.append(len(text))
-                if len(text) >= len("The emperor") + 160:
-                    break
+            deadline = time.time() + 120
+            while time.time() < deadline and page.locator("#gpt40k-step input[type=number]").is_disabled():
+                lengths.append(len(output_text(page)))
                 time.sleep(0.5)
-            assert lengths[-1] >= len("The emperor") + 160, lengths
-            assert len(set(lengths)) >= 3  # it grew while we watched, one character after another
-            assert output_text(page).startswith("The emperor")
+            assert len(set(lengths)) >= 3, lengths  # it grew while we watched, one character after another
+            # the page shows exactly what the API writes for the same request (newlines are line breaks there)
+            from gradio_client import Client
+            expected = Client(url, verbose=False, analytics_enabled=False, download_files=False).predict(
+                "The emperor", 160, 0.8, 0, 1.0, 0, api_name="/generate")
+            assert output_text(page) == expected.replace("\n", "")
 
             heat = page.locator("#gpt40k-heatmap img")
             heat.wait_for(state="visible", timeout=30_000)
@@ -61,25 +62,30 @@ def test_type_generate_watch_and_scrub(trained_run, tmp_path):
 
             # scrub back to step 20: the text shows only the prompt and 20 characters
             step_box = page.locator("#gpt40k-step input[type=number]")
-            page.wait_for_function("() => !document.querySelector('#gpt40k-step input[type=number]').disabled",
-                                   timeout=30_000)
             step_box.fill("20")
             step_box.press("Enter")
-            page.wait_for_function("n => document.querySelector('#gpt40k-output').innerText.length <= n",
-                                   arg=len(LABEL) + 1 + len("The emperor") + 20 + 2, timeout=30_000)
+            page.wait_for_function(f"n => ({TEXT_JS})().length <= n", arg=len("The emperor") + 20, timeout=30_000)
             assert output_text(page).startswith("The emperor")
+
+            # clicking a character shows what each head looked at while reading it
+            page.locator("#gpt40k-output .token").nth(len("The emperor") + 10).click()
+            page.wait_for_function("() => document.querySelector('#gpt40k-attention-text').innerText"
+                                   ".includes('What each head looked at')", timeout=30_000)
+            assert page.locator("#gpt40k-attention-text .gpt40k-head").count() >= 2
 
             # Stop ends the generation at once and keeps what was written
             page.get_by_label("Speed (characters/s, 0 = fastest)").first.fill("10")
             page.get_by_label("New characters").first.fill("500")
+            page.locator("#gpt40k-prompt textarea").fill("The guard")
             page.locator("#gpt40k-generate").click()
-            page.wait_for_function("n => document.querySelector('#gpt40k-output').innerText.length > n",
-                                   arg=len(LABEL) + 1 + len("The emperor") + 5, timeout=30_000)
+            page.wait_for_function(f"() => ({TEXT_JS})().startsWith('The guard') && ({TEXT_JS})().length > 15",
+                                   timeout=30_000)
             page.locator("#gpt40k-stop").click()
             page.wait_for_timeout(1500)
             kept = output_text(page)
             page.wait_for_timeout(1500)
-            assert output_text(page) == kept and len(kept) < len("The emperor") + 100  # stopped, and kept
+            assert output_text(page) == kept and kept.startswith("The guard")
+            assert 15 < len(kept) < len("The guard") + 100  # stopped early, and what was written stays
 
             page.wait_for_timeout(1500)  # let the last redraw land before the picture
             shot = Path(os.environ.get("GPT40K_SCREENSHOT", tmp_path / "page.png"))

@@ -45,10 +45,20 @@ def stop(proc):
 
 
 @pytest.fixture(scope="module")
-def app(trained_run):
+def app_proc(trained_run):
     proc, url = start_app("--model", str(trained_run))
-    yield url
+    yield proc, url
     stop(proc)
+
+
+@pytest.fixture(scope="module")
+def app(app_proc):
+    return app_proc[1]
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +120,14 @@ def test_a_model_that_cannot_be_pulled_falls_back_to_the_shipped_one(trained_run
     finally:
         log = stop(proc)
     assert "Could not load the model 'nobody/does-not-exist'" in log
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc")
+def test_memory_stays_flat_across_many_requests(app_proc, client):
+    proc, _ = app_proc
+    for seed in range(10):  # warm-up: allocator pools, caches
+        client.predict("The", 300, 1.0, 0, 1.0, seed, api_name="/generate")
+    before = rss_mb(proc.pid)
+    for seed in range(40):
+        client.predict("The", 300, 1.0, 0, 1.0, 100 + seed, api_name="/generate")
+    assert rss_mb(proc.pid) - before < 40  # MB: no per-request leak (one request's state is ~1 MB)

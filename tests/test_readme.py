@@ -22,6 +22,7 @@ def test_spaces_front_matter_parses_and_matches_the_installed_gradio():
     assert f"gradio=={meta['sdk_version']}" in (ROOT / "requirements.txt").read_text()
     for key in ("title", "emoji", "colorFrom", "colorTo", "license"):
         assert meta.get(key), key
+    assert isinstance(meta["models"], list)
 
 
 def test_every_train_command_in_the_readme_parses():

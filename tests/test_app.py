@@ -112,7 +112,7 @@ def test_sixteen_concurrent_clients_get_their_own_reproducible_text(app, client)
 def test_a_model_that_cannot_be_pulled_falls_back_to_the_shipped_one(trained_run):
     if not any((ROOT / "checkpoints").glob("*/config.json")):
         pytest.skip("no shipped checkpoint in checkpoints/")
-    proc, url = start_app("--model", "nobody/does-not-exist", HF_HUB_OFFLINE="1")
+    proc, url = start_app(GPT40K_MODEL="nobody/does-not-exist", HF_HUB_OFFLINE="1")  # how a Space picks its model
     try:
         with urllib.request.urlopen(url + "config", timeout=10) as r:
             config = r.read().decode()

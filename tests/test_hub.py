@@ -4,6 +4,7 @@
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,23 @@ def test_offline_pull_from_the_hugging_face_cache(trained_run, tmp_path):
     assert proc.stdout == local.stdout
     missing = run(["-m", "gpt40k.sample", "warhammer/not-cached"], **env)
     assert missing.returncode == 1 and "not in the local Hugging Face cache" in missing.stderr
+
+
+def test_token_from_kaggle_secrets_when_hf_token_is_unset(monkeypatch):
+    from gpt40k.hub import find_token
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    assert find_token() is None  # not on Kaggle, nothing saved: no token
+    secrets = types.ModuleType("kaggle_secrets")
+
+    class UserSecretsClient:
+        def get_secret(self, name):
+            assert name == "HF_TOKEN"
+            return "hf_from_kaggle"
+
+    secrets.UserSecretsClient = UserSecretsClient
+    monkeypatch.setitem(sys.modules, "kaggle_secrets", secrets)
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
+    assert find_token() == "hf_from_kaggle"
+    monkeypatch.setenv("HF_TOKEN", "hf_from_env")
+    assert find_token() == "hf_from_env"  # HF_TOKEN comes first

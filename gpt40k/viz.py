@@ -19,6 +19,7 @@ def heatmap_image(weights: np.ndarray, chars: str, layer: int) -> np.ndarray:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.colors import PowerNorm
 
     n_head, n = weights.shape[0], weights.shape[1]
     cols = min(n_head, 3)
@@ -29,7 +30,9 @@ def heatmap_image(weights: np.ndarray, chars: str, layer: int) -> np.ndarray:
         if h >= n_head:
             ax.axis("off")
             continue
-        ax.imshow(weights[h] if n else np.zeros((1, 1)), cmap="magma", vmin=0.0, vmax=1.0, interpolation="nearest")
+        # A square-root colour scale: weights spread over many characters stay visible.
+        ax.imshow(weights[h] if n else np.zeros((1, 1)), cmap="magma", norm=PowerNorm(0.5, vmin=0.0, vmax=1.0),
+                  interpolation="nearest")
         ax.set_title(f"layer {layer + 1} · head {h + 1}", fontsize=10)
         ax.set_xticks(range(n), labels, fontsize=5, family="monospace")
         ax.set_yticks(range(n), labels, fontsize=5, family="monospace")

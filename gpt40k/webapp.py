@@ -29,7 +29,7 @@ SHIPPED_DIR = ROOT / "checkpoints"
 EXAMPLES = ["In the grim darkness of the far future", "The Emperor protects", "Brother-Captain, the walls",
             "And the daemon spoke:", "Sing, O Muse, of the wrath", "It was on the dark night"]
 TEXT_EVERY_S = 1 / 25  # how often streaming text reaches the page
-HEATMAP_EVERY_S = 0.8  # heatmaps cost ~0.2 s to draw: redraw at most this often while writing
+HEATMAP_EVERY_S = 0.8  # heatmaps cost 0.2 s or more to draw: redraw at most this often while writing
 CSS = """
 .gpt40k-head {display: flex; gap: .6em; align-items: baseline; font-family: ui-monospace, monospace;
               font-size: 13px; margin: 2px 0; white-space: pre-wrap;}
@@ -155,15 +155,17 @@ def make_handlers(registry: ModelRegistry):
                 gr.update(), None
             return
         req = GenerationRequest(prompt, max_new, temperature, top_k, top_p, seed, speed)
-        transcript, started, last_text, last_map, heat = None, time.time(), 0.0, 0.0, empty_heatmap()
+        transcript, started, last_text, last_map, map_cost = None, time.time(), 0.0, 0.0, 0.0
+        heat = empty_heatmap()
         try:
             for i, (transcript, clean) in enumerate(generate(lm.model, lm.tokenizer, req)):
                 if clean.chars_per_second > 0:  # let people watch: wait until this character is due
                     time.sleep(max(0.0, started + (i + 1) / clean.chars_per_second - time.time()))
                 now = time.time()
-                if now - last_map >= HEATMAP_EVERY_S:
+                if now - last_map >= max(HEATMAP_EVERY_S, 3 * map_cost):  # drawing never takes over
                     heat = _step_view(transcript, i + 1, layer)[1]
                     last_map = time.time()
+                    map_cost = last_map - now
                 if clean.chars_per_second > 0 or now - last_text >= TEXT_EVERY_S:
                     last_text = now
                     yield (highlighted_text(transcript, i + 1), heat, probabilities(transcript.steps[-1]),

@@ -39,6 +39,7 @@ CSS = """
 #gpt40k-output .textfield {font-size: 0; line-height: 1.7;}
 #gpt40k-output .token-container, #gpt40k-output .token {display: inline; padding: 0; margin: 0; border-radius: 0;}
 #gpt40k-output .text {font-family: ui-serif, Georgia, serif; font-size: 17px; white-space: pre-wrap; padding: 0;}
+#gpt40k-output .token.highlighted .text {color: #8b1111; background: #fde4e4;}  /* what the model wrote */
 """
 
 

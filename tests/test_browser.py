@@ -33,9 +33,17 @@ def test_type_generate_watch_and_scrub(trained_run, tmp_path):
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
             page = browser.new_page(viewport={"width": 1500, "height": 1300})
-            # Only the app itself may be reached: anything else is refused before it leaves the machine.
-            page.route("**/*", lambda route: route.continue_()
-                       if urlparse(route.request.url).hostname in ("127.0.0.1", "localhost") else route.abort())
+            # Only the app itself may be reached: anything else is refused before it leaves the machine,
+            # and noted: the page must not need anything from outside its own server.
+            outside = []
+
+            def only_loopback(route):
+                if urlparse(route.request.url).hostname in ("127.0.0.1", "localhost"):
+                    return route.continue_()
+                outside.append(route.request.url)
+                return route.abort()
+
+            page.route("**/*", only_loopback)
             page.goto(url)
             page.locator("#gpt40k-prompt textarea").fill("The emperor")
             page.get_by_label("Speed (characters/s, 0 = fastest)").first.fill("40")
@@ -68,7 +76,7 @@ def test_type_generate_watch_and_scrub(trained_run, tmp_path):
             assert output_text(page).startswith("The emperor")
 
             # clicking a character shows what each head looked at while reading it
-            page.locator("#gpt40k-output .token").nth(len("The emperor") + 10).click()
+            page.locator("#gpt40k-output .token .text").nth(len("The emperor") + 10).click()
             page.wait_for_function("() => document.querySelector('#gpt40k-attention-text').innerText"
                                    ".includes('What each head looked at')", timeout=30_000)
             assert page.locator("#gpt40k-attention-text .gpt40k-head").count() >= 2
@@ -92,5 +100,6 @@ def test_type_generate_watch_and_scrub(trained_run, tmp_path):
             page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 20_000
             browser.close()
+            assert outside == [], outside
     finally:
         stop(proc)

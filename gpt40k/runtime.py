@@ -44,7 +44,8 @@ def describe_hardware(device: torch.device, world_size: int = 1) -> str:
                 name = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), name)
         except OSError:
             pass
-        name = f"{name} ({torch.get_num_threads()} threads)"
+        threads = torch.get_num_threads()
+        name = f"{name} ({threads} thread{'s' if threads != 1 else ''})"
     return f"{world_size} x {name}" if world_size > 1 else name
 
 

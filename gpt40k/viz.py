@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from .demo import StepRecord, Transcript, show_char
+from .demo import TOP_N, StepRecord, Transcript, show_char
 
 HEAT_RGB = (190, 30, 45)  # the page's accent red
 
@@ -54,16 +54,14 @@ def empty_heatmap() -> np.ndarray:
 
 
 def probabilities(step: StepRecord | None) -> dict[str, float]:
-    """For gr.Label: the candidates after temperature/top-k/top-p, the sampled one marked."""
+    """For gr.Label: the candidates after temperature/top-k/top-p, the sampled one marked (and
+    shown even when it was not among the likeliest: it then takes the last place)."""
     if step is None:
         return {}
-    out = {}
-    for c, p in step.candidates:
-        label = f"{show_char(c)!s}" + ("  ◀ sampled" if c == step.char else "")
-        out[label] = round(p, 4)
-    if step.char not in [c for c, _ in step.candidates]:
-        out[f"{show_char(step.char)}  ◀ sampled"] = round(step.chosen_prob, 4)
-    return out
+    candidates = step.candidates
+    if step.char not in [c for c, _ in candidates]:
+        candidates = candidates[: TOP_N - 1] + [(step.char, step.chosen_prob)]
+    return {show_char(c) + ("  ◀ sampled" if c == step.char else ""): round(p, 4) for c, p in candidates}
 
 
 def highlighted_text(transcript: Transcript, upto_step: int) -> list[tuple[str, str | None]]:

@@ -113,6 +113,10 @@ def test_pictures_and_page_values():
     assert image.ndim == 3 and image.shape[2] == 3 and image.std() > 0
     marked = [k for k in probabilities(transcript.steps[-1]) if "sampled" in k]
     assert len(marked) == 1
+    from gpt40k.demo import StepRecord
+    unlikely = StepRecord("z", [(c, 0.1) for c in "abcdefghij"], chosen_prob=0.001)
+    shown = probabilities(unlikely)
+    assert len(shown) == 10 and shown["z  ◀ sampled"] == 0.001  # the sampled one is always shown
     parts = highlighted_text(transcript, 8)
     assert "".join(c for c, _ in parts) == transcript.text
     assert [label for _, label in parts].count("generated") == 8

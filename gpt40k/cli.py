@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import signal
 import sys
-import time
 from pathlib import Path
 
 from .checkpoint import ARGS_FILE, STATE_FILE, CheckpointError
@@ -42,30 +40,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def fetch_from_hub(ref: str, out: str | None) -> Path:
-    """Download ``last-checkpoint/`` of a Hub repository into a local run folder; return the folder.
-
-    Under torchrun, local rank 0 downloads and the other processes of the machine wait for it
-    (they would otherwise all write the same folder at once)."""
+    """Download ``last-checkpoint/`` of a Hub repository into a local run folder; return the folder."""
     from .checkpoint import atomic_folder
-    from .hub import HubError, download_resumable, parse_repo_ref
+    from .hub import download_resumable, parse_repo_ref
 
-    run_dir = Path(out or Path("runs") / parse_repo_ref(ref)[0].split("/")[1])
-    done = run_dir / f".hub-resume-{os.environ.get('TORCHELASTIC_RUN_ID', os.getpid())}"
-    if int(os.environ.get("LOCAL_RANK", "0")) > 0:
-        deadline = time.time() + 1800
-        while not done.exists():
-            if time.time() > deadline:
-                raise HubError(f"waited 30 min for local rank 0 to download {ref}; see its error above")
-            time.sleep(0.5)
-        return run_dir
     downloaded = download_resumable(ref)
+    run_dir = Path(out or Path("runs") / parse_repo_ref(ref)[0].split("/")[1])
     with atomic_folder(run_dir / "latest") as tmp:
         shutil.copytree(downloaded, tmp, dirs_exist_ok=True)
         if (tmp / "metrics.jsonl").exists():
             (tmp / "metrics.jsonl").unlink()
     if (downloaded / "metrics.jsonl").exists():
         shutil.copyfile(downloaded / "metrics.jsonl", run_dir / "metrics.jsonl")
-    done.touch()
     return run_dir
 
 

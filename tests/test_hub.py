@@ -193,16 +193,3 @@ def test_token_from_kaggle_secrets_when_hf_token_is_unset(monkeypatch):
     assert find_token() == "hf_from_kaggle"
     monkeypatch.setenv("HF_TOKEN", "hf_from_env")
     assert find_token() == "hf_from_env"  # HF_TOKEN comes first
-
-
-def test_two_processes_resume_from_the_hub(hub, books, tmp_path):
-    out = tmp_path / "run"
-    args = tiny_args(books, out, max_iters=20, eval_interval=10, push_to_hub="alice/ddp-resume")
-    assert train_main([*args, "--push-training-state"]) == 0
-    again = tmp_path / "again"
-    proc = run(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py", "--resume",
-                "hub:alice/ddp-resume", "--data", str(books), "--out", str(again), "--max-iters", "30",
-                "--device", "cpu"], HF_TOKEN=TOKEN, OMP_NUM_THREADS="1")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "resuming at step 20" in proc.stdout
-    assert load_training_state(again / "latest")["step"] == 30

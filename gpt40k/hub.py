@@ -16,9 +16,12 @@ from pathlib import Path
 
 from .checkpoint import CheckpointError, find_checkpoint
 from .errors import GPT40kError
+from .model import CONFIG_FILE, WEIGHTS_FILE
+from .tokenizer import TOKENIZER_FILE
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-MODEL_FILES = ["config.json", "model.safetensors", "tokenizer.json", "README.md", "*.png"]
+CHECKPOINT_FILES = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE)
+MODEL_FILES = [*CHECKPOINT_FILES, "README.md", "*.png"]
 RESUME_DIR = "last-checkpoint"
 
 
@@ -204,7 +207,7 @@ def push_snapshot(run_dir: str | Path, repo_id: str, step: int, val_loss: float,
     with tempfile.TemporaryDirectory() as tmp:
         snapshot = Path(tmp) / f"step-{step}"
         snapshot.mkdir()
-        for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        for name in CHECKPOINT_FILES:
             shutil.copyfile(run_dir / "latest" / name, snapshot / name)
         write_card(snapshot, run_dir, repo_id)
         return push_folder(snapshot, repo_id, branch=f"step-{step}", private=private, token=token,

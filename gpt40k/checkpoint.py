@@ -29,6 +29,8 @@ from .tokenizer import TOKENIZER_FILE, CharTokenizer
 
 STATE_FILE = "training_state.pt"
 ARGS_FILE = "train_args.json"
+SNAPSHOTS_DIR = "snapshots"  # a run's timeline: snapshots/step-000500/, ... (train.py --snapshot-every)
+SNAPSHOT_INFO_FILE = "snapshot.json"  # step, tokens and losses of a snapshot
 
 
 class CheckpointError(GPT40kError, ValueError):
@@ -64,19 +66,25 @@ def write_json(path: str | Path, data) -> None:
     os.replace(tmp, path)
 
 
-def write_model_files(model: GPT, folder: Path, tokenizer: CharTokenizer | None) -> None:
+def write_model_files(model: GPT, folder: Path, tokenizer: CharTokenizer | None,
+                      dtype: torch.dtype | None = None) -> None:
+    """``dtype`` (e.g. float16, half the size) converts the weights; loading converts them back."""
     write_json(folder / CONFIG_FILE, model.config.to_dict())
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    state = {k: v.detach().to(dtype or v.dtype).contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, folder / WEIGHTS_FILE, metadata={"format": "pt"})
     if tokenizer is not None:
         tokenizer.save(folder / TOKENIZER_FILE)
 
 
-def save_model(model: GPT, folder: str | Path, tokenizer: CharTokenizer | None = None) -> Path:
+def save_model(model: GPT, folder: str | Path, tokenizer: CharTokenizer | None = None,
+               dtype: torch.dtype | None = None, info: dict | None = None) -> Path:
+    """A checkpoint folder; ``info`` is written as snapshot.json beside the weights."""
     model = getattr(model, "module", model)  # unwrap DDP / torch.compile
     model = getattr(model, "_orig_mod", model)
     with atomic_folder(folder) as tmp:
-        write_model_files(model, tmp, tokenizer)
+        write_model_files(model, tmp, tokenizer, dtype)
+        if info is not None:
+            write_json(tmp / SNAPSHOT_INFO_FILE, info)
     return Path(folder)
 
 

@@ -51,6 +51,8 @@ class TrainConfig:
     eval_iters: int = opt(50, "batches per loss estimate")
     patience: int = opt(10, "stop after N evaluations without a better val loss (0: never)")
     sample_chars: int = opt(200, "characters of sample text printed at each evaluation (0: none)")
+    snapshot_every: int = opt(0, "keep a small half-precision snapshot every N steps in OUT/snapshots/ "
+                                 "(a multiple of --eval-interval; 0: none): the run's timeline for the app")
     # ---- running ----
     out: str = opt("runs/gpt40k", "run folder: checkpoints, metrics, loss curve")
     device: str = opt("auto", "auto prefers CUDA, then MPS, then CPU", choices=["auto", "cpu", "cuda", "mps"])
@@ -78,6 +80,9 @@ class TrainConfig:
         for name in ("warmup_iters", "patience", "sample_chars", "weight_decay", "grad_clip"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
+        if self.snapshot_every < 0 or (self.snapshot_every and self.snapshot_every % self.eval_interval):
+            raise ConfigError(f"--snapshot-every must be 0 or a multiple of --eval-interval ({self.eval_interval}), "
+                              f"so every snapshot has its val loss; got {self.snapshot_every}")
         if self.lr <= 0:
             raise ConfigError(f"--lr must be positive, got {self.lr}")
         if self.min_lr is not None and not 0 <= self.min_lr <= self.lr:

@@ -58,6 +58,12 @@ def cpu_supports_bf16() -> bool:
         return False
 
 
+def cuda_has_native_bf16(device: torch.device) -> bool:
+    """Compute capability 8.0+ (Ampere, Hopper...). Not ``torch.cuda.is_bf16_supported()``: it
+    counts emulation and answers True on a T4 (7.5), where bf16 autocast is slower than fp16."""
+    return torch.cuda.get_device_capability(device) >= (8, 0)
+
+
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     """The autocast dtype. ``auto``: bf16 on GPUs that have it (Ampere+) and on CPUs with native
     bf16; fp16 (with a gradient scaler) on older GPUs such as Kaggle's T4; fp32 otherwise."""
@@ -65,11 +71,13 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
         dtype = getattr(torch, name)
         if dtype == torch.float16 and device.type == "cpu":
             raise DeviceError("--dtype float16 is for GPUs; on the CPU use bfloat16 or float32")
-        if dtype == torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise DeviceError("this GPU has no bfloat16 support; use --dtype float16 (or auto)")
+        if dtype == torch.bfloat16 and device.type == "cuda" and not cuda_has_native_bf16(device):
+            raise DeviceError(f"{torch.cuda.get_device_name(device)} has no native bfloat16 (it needs compute "
+                              "capability 8.0, Ampere or newer; bf16 would be emulated and slow): "
+                              "use --dtype float16 (or auto)")
         return dtype
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cuda_has_native_bf16(device) else torch.float16
     if device.type == "cpu" and cpu_supports_bf16():
         return torch.bfloat16
     return torch.float32

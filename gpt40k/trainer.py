@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from . import hub, runtime
 from .card import CORPUS_FILE, SUMMARY_FILE, write_card
-from .checkpoint import (ARGS_FILE, STATE_FILE, atomic_folder, load_local, load_training_state,
+from .checkpoint import (ARGS_FILE, SNAPSHOTS_DIR, STATE_FILE, atomic_folder, load_local, load_training_state,
                          save_model, save_training_state, write_json, write_model_files)
 from .config import TrainConfig
 from .errors import GPT40kError
@@ -252,6 +252,10 @@ class Trainer:
                   "val_bpc": round(losses["val"] / LN2, 5), "lr": lr_at(max(0, self.step - 1), self.cfg),
                   "tokens": self.step * self.tokens_per_step, "elapsed_s": round(self.elapsed, 2)}
         self.save_latest()
+        if self.dist.is_main and self.cfg.snapshot_every and self.step % self.cfg.snapshot_every == 0:
+            # Half precision halves the size; the app converts back when it loads a snapshot.
+            save_model(self.model, self.out / SNAPSHOTS_DIR / f"step-{self.step:06d}", self.tokenizer,
+                       dtype=torch.float16, info=record)
         if self.dist.is_main:
             with open(self.out / METRICS_FILE, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")

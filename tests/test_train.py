@@ -154,3 +154,24 @@ def test_flags_override_presets():
     seed = resolve_config(build_parser().parse_args(["--data", "a"]))[0]
     assert (seed.n_embd, seed.n_head, seed.n_layer, seed.block_size, seed.batch_size, seed.dropout, seed.lr) == \
         (192, 6, 4, 256, 64, 0.2, 3e-4)
+
+
+def test_snapshots_keep_a_half_precision_timeline(books, tmp_path):
+    from gpt40k.checkpoint import load_local
+
+    out = tmp_path / "run"
+    assert train_main(tiny_args(books, out, max_iters=60, eval_interval=20, snapshot_every=40)) == 0
+    snaps = sorted(p.name for p in (out / "snapshots").iterdir())
+    assert snaps == ["step-000000", "step-000040"]  # step 0 (untrained) too: where the timeline starts
+    info = json.loads((out / "snapshots/step-000040/snapshot.json").read_text())
+    assert info["step"] == 40 and info["val_loss"] == metrics(out)[2][2]
+    model, _ = load_local(out / "snapshots/step-000040")
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # loading converts fp16 back
+    from safetensors import safe_open
+
+    with safe_open(out / "snapshots/step-000040/model.safetensors", "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+
+
+def test_snapshot_interval_must_fall_on_evaluations(books, tmp_path):
+    assert train_main(tiny_args(books, tmp_path / "r", eval_interval=20, snapshot_every=30)) == 1

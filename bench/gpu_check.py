@@ -1,0 +1,169 @@
+"""The CUDA paths, run for real: a GPU check to run wherever a GPU is at hand.
+
+    python bench/gpu_check.py [--steps 200] [--out gpu_check.json]
+
+Trains the `seed` preset (batch 64 x block 256, ~1.8M parameters) for a fixed number of steps
+in each precision and kernel the trainer can pick on CUDA: fp32, fp16 + GradScaler (what
+`--dtype auto` picks below compute capability 8.0, e.g. Kaggle's T4), bf16 (8.0 and up), the
+fused attention kernel against the explicit one, and `torch.compile`. For each it prints
+tokens/s and peak memory, and checks that the loss went down. Then it saves the last model,
+reloads it on the CPU and compares logits with the GPU's, and samples on the GPU with the KV
+cache. Exits non-zero when a check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gpt40k import GPT  # noqa: E402
+from gpt40k.checkpoint import load_local, save_model  # noqa: E402
+from gpt40k.config import build_config  # noqa: E402
+from gpt40k.generation import stream  # noqa: E402
+from gpt40k.runtime import autocast, cuda_has_native_bf16, resolve_dtype  # noqa: E402
+from gpt40k.tokenizer import CharTokenizer  # noqa: E402
+from gpt40k.trainer import make_optimizer  # noqa: E402
+
+VOCAB = 97
+
+
+def variants(device: torch.device) -> list[tuple[str, torch.dtype, str, bool]]:
+    """(name, autocast dtype, attention kernel, compiled)."""
+    rows = [("fp32, explicit attention", torch.float32, "math", False),
+            ("fp32, fused attention", torch.float32, "fused", False),
+            ("fp16 + GradScaler, fused attention", torch.float16, "fused", False)]
+    if cuda_has_native_bf16(device):
+        rows += [("bf16, explicit attention", torch.bfloat16, "math", False),
+                 ("bf16, fused attention (auto)", torch.bfloat16, "fused", False),
+                 ("bf16, fused attention, torch.compile", torch.bfloat16, "fused", True)]
+    else:
+        rows += [("fp16 + GradScaler, fused attention, torch.compile", torch.float16, "fused", True)]
+    return rows
+
+
+def train(name: str, dtype: torch.dtype, kernel: str, compiled: bool, steps: int, device: torch.device) -> dict:
+    cfg = build_config("seed", {"data": ["-"]})
+    torch.manual_seed(0)
+    model = GPT(cfg.model_config(VOCAB)).to(device)
+    model.set_attention_kernel(kernel)
+    optimizer = make_optimizer(model, cfg, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+    runner = torch.compile(model) if compiled else model
+    # A learnable stream (a repeating pattern with noise), so the loss must fall if training works.
+    gen = torch.Generator().manual_seed(0)
+    base = torch.randint(VOCAB, (4096,), generator=gen)
+
+    def batch():
+        starts = torch.randint(4096 - cfg.block_size - 1, (cfg.batch_size,), generator=gen)
+        w = torch.stack([base[s:s + cfg.block_size + 1] for s in starts.tolist()]).to(device)
+        return w[:, :-1], w[:, 1:]
+
+    def step() -> float:
+        x, y = batch()
+        with autocast(device, dtype):
+            loss = runner(x, y).loss
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        return loss.item()
+
+    t0 = time.perf_counter()
+    first = step()
+    for _ in range(9):  # warm-up (and compilation)
+        step()
+    torch.cuda.synchronize(device)
+    warm_s = time.perf_counter() - t0
+    torch.cuda.reset_peak_memory_stats(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        last = step()
+    torch.cuda.synchronize(device)
+    elapsed = time.perf_counter() - t0
+    return {"variant": name, "tokens_per_s": steps * cfg.batch_size * cfg.block_size / elapsed,
+            "ms_per_step": 1000 * elapsed / steps, "warmup_s": warm_s, "first_loss": first, "last_loss": last,
+            "peak_mem_mb": torch.cuda.max_memory_allocated(device) / 2**20, "learned": last < first - 1.0,
+            "model": model}
+
+
+def check_reload(model: GPT, device: torch.device) -> dict:
+    """Save on the GPU, load on the CPU: the same logits (fp32 on both sides)."""
+    tok = CharTokenizer([chr(32 + i) for i in range(VOCAB)])
+    x = torch.randint(VOCAB, (2, 64), generator=torch.Generator().manual_seed(1))
+    model.eval()
+    with torch.no_grad():
+        gpu_logits = model(x.to(device)).logits.float().cpu()
+    with tempfile.TemporaryDirectory() as d:
+        save_model(model, d, tok)
+        cpu_model, _ = load_local(d, "cpu")
+    with torch.no_grad():
+        cpu_logits = cpu_model(x).logits
+    # TF32 may be on for matmuls on the GPU: allow its rounding, not a real mismatch.
+    err = ((gpu_logits - cpu_logits).norm() / cpu_logits.norm()).item()
+    gen = torch.Generator(device).manual_seed(0)
+    t0 = time.perf_counter()
+    ids = [int(s.token[0]) for s in stream(model, [0], 500, generator=gen, return_attention=True)]
+    chars_s = 500 / (time.perf_counter() - t0)
+    return {"reload_rel_error": err, "reload_ok": err < 1e-3, "sampled": len(ids) == 500,
+            "gpu_sampling_chars_per_s_with_attention": chars_s}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=200, help="timed steps per variant")
+    parser.add_argument("--out", help="also write the figures to this JSON file")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        print("no CUDA GPU here: this check needs one (see README, 'GPU figures')")
+        return 2
+    device = torch.device("cuda", 0)
+    props = torch.cuda.get_device_properties(device)
+    header = {"gpu": props.name, "capability": f"{props.major}.{props.minor}", "torch": torch.__version__,
+              "auto_dtype": str(resolve_dtype("auto", device)).replace("torch.", ""),
+              "memory_gb": round(props.total_memory / 2**30, 1)}
+    print(json.dumps(header))
+    rows, model, ok = [], None, True
+    for name, dtype, kernel, compiled in variants(device):
+        try:
+            r = train(name, dtype, kernel, compiled, args.steps, device)
+        except Exception as e:  # report and go on: one broken path must not hide the others
+            rows.append({"variant": name, "error": f"{type(e).__name__}: {e}"[:500]})
+            ok = False
+            print(json.dumps(rows[-1]), flush=True)
+            continue
+        trained = r.pop("model")
+        model = model if compiled else trained  # the reload check wants the plain module
+        ok &= r["learned"]
+        rows.append(r)
+        print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}), flush=True)
+    reload = check_reload(model, device) if model is not None else {"reload_ok": False}
+    ok &= reload["reload_ok"] and reload.get("sampled", False)
+    print(json.dumps(reload))
+    print(f"\n{header['gpu']} (capability {header['capability']}), torch {header['torch']}, "
+          f"--dtype auto picks {header['auto_dtype']}\n")
+    print("| seed preset, batch 64 x block 256 | tokens/s | ms/step | peak memory | loss fell |\n|---|---|---|---|---|")
+    for r in rows:
+        if "error" in r:
+            print(f"| {r['variant']} | failed: {r['error'][:80]} | | | |")
+        else:
+            print(f"| {r['variant']} | {r['tokens_per_s']:,.0f} | {r['ms_per_step']:.1f} | "
+                  f"{r['peak_mem_mb']:.0f} MB | {'yes' if r['learned'] else 'NO'} |")
+    if args.out:
+        Path(args.out).write_text(json.dumps({"header": header, "rows": rows, "reload": reload}, indent=2))
+    print("\nall checks passed" if ok else "\nSOME CHECKS FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,7 +8,7 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no usage pings unless a user turns them on
 
-from gpt40k.webapp import main  # noqa: E402
+from gpt40k.app import main  # noqa: E402
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,0 +1,145 @@
+"""The page's handlers and the model registry, called directly (test_browser.py drives the page)."""
+
+import json
+import shutil
+
+import pytest
+
+from gpt40k.app.page import api_generate, build_ui, make_handlers
+from gpt40k.app.registry import ModelRegistry, find_snapshots
+from gpt40k.errors import GPT40kError
+
+
+@pytest.fixture
+def registry(trained_run, tmp_path) -> ModelRegistry:
+    """A 'shipped' folder with the tiny run's best checkpoint and two snapshots beside it."""
+    shipped = tmp_path / "checkpoints"
+    shutil.copytree(trained_run / "best", shipped / "tiny")
+    for step, val in ((10, 3.1), (50, 2.2)):
+        snap = shipped / "tiny/snapshots" / f"step-{step:06d}"
+        shutil.copytree(trained_run / "best", snap)
+        (snap / "snapshot.json").write_text(json.dumps({"step": step, "val_loss": val}))
+    r = ModelRegistry()
+    r.add_shipped(shipped)
+    return r
+
+
+def run_to_end(gen):
+    values = list(gen)
+    return values[:-1], values[-1]
+
+
+def test_registry_lists_snapshots_and_pairs_early_with_late(registry):
+    registry.request(None)
+    assert registry.default == "tiny"
+    assert registry.choices == ["tiny", "tiny @ step 10 · val loss 3.100", "tiny @ step 50 · val loss 2.200"]
+    assert registry.early_and_late() == ("tiny @ step 10 · val loss 3.100", "tiny")
+    assert [label for label, _ in registry.timeline("tiny")] == [
+        "step 10 · val loss 3.100", "step 50 · val loss 2.200", "trained (final)"]
+    assert registry.timeline("tiny @ step 50 · val loss 2.200") == registry.timeline("tiny")
+
+
+def test_snapshots_of_a_run_folder_are_found_from_its_best_checkpoint(trained_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run / "best", run / "best")
+    assert find_snapshots(run / "best") == []
+    shutil.copytree(trained_run / "best", run / "snapshots/step-000040")
+    (run / "snapshots/step-000040/snapshot.json").write_text(json.dumps({"step": 40, "val_loss": 1.5}))
+    (run / "snapshots/step-000080").mkdir()  # half-written: no snapshot.json, skipped
+    assert [s.step for s in find_snapshots(run / "best")] == [40]
+
+
+def test_registry_falls_back_to_the_shipped_model_and_says_why(registry):
+    registry.request("nobody/not-there@main")
+    assert registry.default == "tiny"
+    assert "Could not load the model 'nobody/not-there@main'" in registry.warning
+    assert registry.get(None).model.config.n_layer == 2
+
+
+def test_registry_without_any_model_is_a_clear_error(tmp_path):
+    registry = ModelRegistry()
+    registry.add_shipped(tmp_path / "empty")
+    with pytest.raises(GPT40kError, match="no model to show"):
+        registry.request(None)
+
+
+def test_the_card_shows_its_loss_curve_inline(registry):
+    registry.request(None)
+    card = registry.get("tiny").card
+    assert "(loss_curve.png)" not in card and ("data:image/png;base64," in card or "loss_curve" not in card)
+
+
+def test_write_streams_a_growing_list_then_a_small_end(registry):
+    registry.request(None)
+    write, *_ = make_handlers(registry)
+    chunks, end = run_to_end(write("tiny", "The emperor", 60, 0.8, 0, 1.0, 3))
+    assert all(isinstance(c, list) for c in chunks)
+    assert all(b[: len(a)] == a for a, b in zip(chunks, chunks[1:]))  # only ever appended to
+    header = json.loads(chunks[-1][0])
+    assert header["prompt"] == "The emperor" and header["layers"] == 2 and len(chunks[-1]) == 1 + 60
+    assert end["kind"] == "end" and end["run"] == header["run"] and end["steps"] == 60
+
+
+def test_write_reports_clamped_values_in_its_notes(registry):
+    registry.request(None)
+    write, *_ = make_handlers(registry)
+    chunks, end = run_to_end(write("tiny", "The", 10**9, -3, 0, 1.0, 1))
+    assert any("max_new_chars" in n for n in end["notes"]) and any("temperature" in n for n in end["notes"])
+    assert end["steps"] == 2000
+
+
+class Event:
+    def __init__(self, data):
+        self._data = data
+
+
+@pytest.mark.parametrize("data", [None, {}, {"text": "a", "char": "ab", "keep": 0}, {"text": 5, "char": "a", "keep": 0},
+                                  {"text": "a", "char": "a", "keep": -1}, {"text": "a", "char": "a", "keep": "1"}])
+def test_malformed_branch_requests_get_a_message(registry, data):
+    registry.request(None)
+    _, branch, *_ = make_handlers(registry)
+    out = list(branch("tiny", 10, 0.8, 0, 1.0, 0, Event(data)))
+    assert out == [{"kind": "error", "message": out[0]["message"]}] and "malformed" in out[0]["message"]
+
+
+def test_branch_continues_from_the_forced_character(registry):
+    registry.request(None)
+    _, branch, *_ = make_handlers(registry)
+    chunks, end = run_to_end(branch("tiny", 20, 0.8, 0, 1.0, 0, Event({"text": "The emp", "char": "e", "keep": 4})))
+    header = json.loads(chunks[-1][0])
+    assert header["prompt"] == "The empe" and header["keep"] == 4 and end["steps"] == 20
+    out = list(branch("tiny", 20, 0.8, 0, 1.0, 0, Event({"text": "The", "char": "€", "keep": 0})))
+    assert "does not know the character" in out[0]["message"]
+
+
+def test_compare_streams_both_models_with_the_same_prompt_and_seed(registry):
+    registry.request(None)
+    *_, compare, _, _ = make_handlers(registry)
+    outputs = list(compare("tiny", "tiny @ step 10 · val loss 3.100", "The emperor", 50, 0.8, 3))
+    a, b, notes = outputs[-1]
+    assert a.startswith("The emperor") and len(a) == len("The emperor") + 50
+    assert a == b  # the snapshot is the same weights here
+    assert len(outputs) >= 2 or len(a) > 0
+
+
+def test_timeline_writes_with_the_chosen_snapshot(registry):
+    registry.request(None)
+    *_, timeline, switch_model = make_handlers(registry)
+    chunks, end = run_to_end(timeline("tiny", "step 50 · val loss 2.200", "The", 30, 0.8, 1))
+    assert json.loads(chunks[-1][0])["model"] == "tiny @ step 50 · val loss 2.200" and end["steps"] == 30
+    card, snapshots = switch_model("tiny")
+    assert "parameters" in card and snapshots["choices"][-1] in ("trained (final)", ("trained (final)", "trained (final)"))
+
+
+def test_api_returns_the_text_and_the_notes(registry):
+    registry.request(None)
+    *chunks, final = api_generate(registry)("The “emperor”", 30, 0.8, 0, 1.0, 2)
+    assert final["text"].startswith("The") and len(final["text"]) >= 30
+    assert any("Removed" in n or "Replaced" in n for n in final["notes"])
+
+
+def test_the_page_builds_with_its_api(registry):
+    registry.request(None)
+    demo = build_ui(registry)
+    names = {d.api_name for d in demo.fns.values() if d.api_name}
+    assert "generate" in names

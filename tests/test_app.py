@@ -68,14 +68,19 @@ def client(app):
     return Client(app, verbose=False, analytics_enabled=False, download_files=False)
 
 
+def text(client, *args) -> str:
+    return client.predict(*args, api_name="/generate")["text"]
+
+
 def test_generate_streams_and_is_reproducible(client):
-    job = client.submit("The emperor", 120, 0.8, 0, 1.0, 42, api_name="/generate")
-    chunks = list(job)
+    job = client.submit("The emperor", 400, 0.8, 0, 1.0, 42, api_name="/generate")
+    chunks = [c["text"] for c in job]
     final = job.result()
-    assert final.startswith("The emperor") and len(final) == len("The emperor") + 120
-    assert len(chunks) >= 2 and all(final.startswith(c) for c in chunks)  # it grew in front of us
-    assert client.predict("The emperor", 120, 0.8, 0, 1.0, 42, api_name="/generate") == final
-    assert client.predict("The emperor", 120, 0.8, 0, 1.0, 43, api_name="/generate") != final
+    assert final["notes"] == [] and final["text"].startswith("The emperor")
+    assert len(final["text"]) == len("The emperor") + 400
+    assert len(chunks) >= 2 and all(final["text"].startswith(c) for c in chunks)  # it grew in front of us
+    assert text(client, "The emperor", 400, 0.8, 0, 1.0, 42) == final["text"]
+    assert text(client, "The emperor", 400, 0.8, 0, 1.0, 43) != final["text"]
 
 
 @pytest.mark.parametrize("prompt, check", [
@@ -85,14 +90,17 @@ def test_generate_streams_and_is_reproducible(client):
 ])
 def test_bad_prompts_are_handled(client, prompt, check):
     out = client.predict(prompt, 20, 0.8, 0, 1.0, 1, api_name="/generate")
-    assert check(out), out[:80]
+    assert check(out["text"]), out["text"][:80]
+    assert prompt == "The" or out["notes"]  # every change to the prompt is explained
 
 
-def test_out_of_range_numbers_are_clamped(client):
+def test_out_of_range_numbers_are_clamped_with_notes(client):
     out = client.predict("The", 10**9, -5, -1, 7, -1, api_name="/generate")
-    assert out.startswith("The") and len(out) == 3 + 2000
-    greedy = client.predict("The", 30, 0, 0, 1.0, 1, api_name="/generate")
-    assert greedy == client.predict("The", 30, 0, 0, 1.0, 2, api_name="/generate")  # temperature 0: no chance
+    assert out["text"].startswith("The") and len(out["text"]) == 3 + 2000
+    assert {n.split()[0] for n in out["notes"]} == {"max_new_chars", "temperature", "top_k", "top_p", "seed"}
+    greedy = text(client, "The", 30, 0, 0, 1.0, 1)
+    assert greedy == text(client, "The", 30, 0, 0, 1.0, 2)  # temperature 0: no chance
+    assert text(client, "The", 30, 1e-45, 0, 1.0, 2) == greedy  # a tiny temperature is greedy, not an error
 
 
 def test_sixteen_concurrent_clients_get_their_own_reproducible_text(app, client):
@@ -100,11 +108,11 @@ def test_sixteen_concurrent_clients_get_their_own_reproducible_text(app, client)
 
     def one(seed):
         c = Client(app, verbose=False, analytics_enabled=False, download_files=False)
-        return c.predict("The", 60, 1.0, 0, 1.0, seed, api_name="/generate")
+        return text(c, "The", 60, 1.0, 0, 1.0, seed)
 
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         together = list(pool.map(one, range(16)))
-    alone = [client.predict("The", 60, 1.0, 0, 1.0, seed, api_name="/generate") for seed in (0, 7, 15)]
+    alone = [text(client, "The", 60, 1.0, 0, 1.0, seed) for seed in (0, 7, 15)]
     assert [together[0], together[7], together[15]] == alone
     assert len(set(together)) == 16
 

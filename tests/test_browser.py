@@ -1,9 +1,9 @@
 """A real browser (Debian's chromium, driven by Playwright) uses the page as a person would:
-type a prompt, press Generate, watch characters appear and heatmaps render, scrub a step."""
+type a prompt, press Generate, watch the text grow, hover it, switch heads, scrub, branch, stop."""
 
+import hashlib
 import os
 import shutil
-import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -15,29 +15,43 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
          "--no-first-run", "--disable-component-update", "--disable-sync"]
+LIVE = "#gpt40k-live"
+SHOWN_JS = f"() => Array.from(document.querySelectorAll('{LIVE} .g4k-text span[data-pos]:not(.hidden)')).map(s => s.textContent).join('')"
+DONE_JS = f"() => document.querySelector('{LIVE} .g4k').dataset.state === 'idle'"  # written and shown
+BIG_HASH_JS = f"() => document.querySelector('{LIVE} .g4k-bigcanvas').toDataURL()"
 
 
-TEXT_JS = "() => Array.from(document.querySelectorAll('#gpt40k-output .token .text')).map(e => e.textContent).join('')"
+def shown(page) -> str:
+    return page.evaluate(SHOWN_JS)
 
 
-def output_text(page) -> str:
-    """The characters shown: one token per character."""
-    return page.evaluate(TEXT_JS)
+def big_map(page) -> str:
+    return hashlib.sha1(page.evaluate(BIG_HASH_JS).encode()).hexdigest()
 
 
-def test_type_generate_watch_and_scrub(trained_run, tmp_path):
+def step_info(page) -> str:
+    return page.inner_text(f"{LIVE} .g4k-stepinfo")
+
+
+def settle(page) -> None:
+    """Wait for the page to draw what it was told (it draws on the next animation frame)."""
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
+@pytest.fixture
+def page_on(trained_run):
+    """(page, url, outside requests, console errors) of a browser on a fresh app."""
     sync_api = pytest.importorskip("playwright.sync_api")
-    model = os.environ.get("GPT40K_BROWSER_MODEL", str(trained_run))
-    proc, url = start_app("--model", model)
+    proc, url = start_app("--model", os.environ.get("GPT40K_BROWSER_MODEL", str(trained_run)))
     try:
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-            page = browser.new_page(viewport={"width": 1500, "height": 1300})
-            # Only the app itself may be reached: anything else is refused before it leaves the machine,
-            # and noted: the page must not need anything from outside its own server.
-            outside = []
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            outside, errors = [], []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
 
-            def only_loopback(route):
+            def only_loopback(route):  # the page must need nothing from outside its own server
                 if urlparse(route.request.url).hostname in ("127.0.0.1", "localhost"):
                     return route.continue_()
                 outside.append(route.request.url)
@@ -45,62 +59,93 @@ def test_type_generate_watch_and_scrub(trained_run, tmp_path):
 
             page.route("**/*", only_loopback)
             page.goto(url)
-            page.locator("#gpt40k-prompt textarea").fill("The emperor")
-            page.get_by_label("Speed (characters/s, 0 = fastest)").first.fill("40")
-            page.get_by_label("New characters").first.fill("160")
-            page.locator("#gpt40k-generate").click()
-
-            lengths = []
-            deadline = time.time() + 120
-            while time.time() < deadline and page.locator("#gpt40k-step input[type=number]").is_disabled():
-                lengths.append(len(output_text(page)))
-                time.sleep(0.5)
-            assert len(set(lengths)) >= 3, lengths  # it grew while we watched, one character after another
-            # the page shows exactly what the API writes for the same request (newlines are line breaks there)
-            from gradio_client import Client
-            expected = Client(url, verbose=False, analytics_enabled=False, download_files=False).predict(
-                "The emperor", 160, 0.8, 0, 1.0, 0, api_name="/generate")
-            assert output_text(page) == expected.replace("\n", "")
-
-            heat = page.locator("#gpt40k-heatmap img")
-            heat.wait_for(state="visible", timeout=30_000)
-            page.wait_for_function("() => { const i = document.querySelector('#gpt40k-heatmap img');"
-                                   " return i && i.naturalWidth > 300; }", timeout=30_000)
-            assert page.locator("#gpt40k-probs").inner_text().count("sampled") == 1
-
-            # scrub back to step 120: the text shows only the prompt and the first 120 characters
-            step_box = page.locator("#gpt40k-step input[type=number]")
-            step_box.fill("120")
-            step_box.press("Enter")
-            page.wait_for_function(f"n => ({TEXT_JS})().length <= n", arg=len("The emperor") + 120, timeout=30_000)
-            assert expected.replace("\n", "").startswith(output_text(page))
-
-            # clicking a character shows what each head looked at while reading it
-            page.locator("#gpt40k-output .token .text").nth(len("The emperor") + 100).click()
-            page.wait_for_function("() => document.querySelector('#gpt40k-attention-text').innerText"
-                                   ".includes('What each head looked at')", timeout=30_000)
-            assert page.locator("#gpt40k-attention-text .gpt40k-head").count() >= 2
-
-            page.wait_for_timeout(1500)  # let the last redraw land before the picture
-            shot = Path(os.environ.get("GPT40K_SCREENSHOT", tmp_path / "page.png"))
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 20_000
-
-            # Stop ends the generation at once and keeps what was written
-            page.get_by_label("Speed (characters/s, 0 = fastest)").first.fill("10")
-            page.get_by_label("New characters").first.fill("500")
-            page.locator("#gpt40k-prompt textarea").fill("The guard")
-            page.locator("#gpt40k-generate").click()
-            page.wait_for_function(f"() => ({TEXT_JS})().startsWith('The guard') && ({TEXT_JS})().length > 15",
-                                   timeout=30_000)
-            page.locator("#gpt40k-stop").click()
-            page.wait_for_timeout(1500)
-            kept = output_text(page)
-            page.wait_for_timeout(1500)
-            assert output_text(page) == kept and kept.startswith("The guard")
-            assert 15 < len(kept) < len("The guard") + 100  # stopped early, and what was written stays
-
+            page.wait_for_selector("#gpt40k-generate")
+            yield page, url, outside, errors
             browser.close()
-            assert outside == [], outside
     finally:
         stop(proc)
+
+
+def generate(page, prompt: str, chars: int, pace: str = "35"):
+    page.locator("#gpt40k-prompt textarea").fill(prompt)
+    page.get_by_text("Settings:", exact=False).first.click()
+    box = page.locator("#gpt40k-max-new input")
+    box.fill(str(chars))
+    box.press("Tab")  # a number box sends its value when it loses focus
+    page.wait_for_timeout(300)
+    page.locator(f"{LIVE} .g4k-pace").select_option(pace)
+    page.locator("#gpt40k-generate").click()
+
+
+def test_watch_it_write_then_read_its_attention(page_on, tmp_path):
+    page, url, outside, errors = page_on
+    generate(page, "The emperor", 160)
+    lengths = []
+    for _ in range(40):
+        lengths.append(len(shown(page)))
+        if page.evaluate(DONE_JS) and lengths[-1] == len("The emperor") + 160:
+            break
+        page.wait_for_timeout(250)
+    assert len(set(lengths)) >= 5, lengths  # it grew while we watched, a few characters at a time
+    page.wait_for_function(DONE_JS, timeout=30_000)
+    from gradio_client import Client
+
+    api = Client(url, verbose=False, analytics_enabled=False, download_files=False).predict(
+        "The emperor", 160, 0.8, 0, 1.0, 0, api_name="/generate")
+    assert shown(page) == api["text"]  # the page shows exactly what the API writes for the same request
+    assert "160 / 160" in step_info(page)
+
+    # hovering a written character highlights what it attended to, on the text and in the map
+    before = big_map(page)
+    page.locator(f"{LIVE} .g4k-text span.g").nth(100).hover()
+    page.wait_for_function(f"() => document.querySelector('{LIVE} .g4k-hoverinfo').innerText.startsWith('Reading')")
+    assert page.locator(f"{LIVE} .g4k-text span.att").count() >= 2
+    assert page.locator(f"{LIVE} .g4k-text span.hov").count() == 1
+    page.mouse.move(5, 5)
+    settle(page)
+    before = big_map(page)
+
+    # another head redraws the map in the browser (no server round trip needed)
+    page.locator(f"{LIVE} .g4k-overview canvas").nth(3).click()
+    settle(page)
+    assert page.inner_text(f"{LIVE} .g4k-sel") == "layer 2 · head 1" and big_map(page) != before
+
+    # scrubbing with the arrow keys takes the text, the map and the choice back a step at a time
+    page.locator(f"{LIVE} .g4k").focus()
+    map_now, text_now = big_map(page), shown(page)
+    for _ in range(20):
+        page.keyboard.press("ArrowLeft")
+    settle(page)
+    assert "140 / 160" in step_info(page) and shown(page) == text_now[:-20] and big_map(page) != map_now
+    assert page.inner_text(f"{LIVE} .g4k-probs-title").startswith("Step 140: the model wrote")
+
+    # a click on another candidate forces it there and continues from it
+    kept = shown(page)[:-1]
+    candidate = page.locator(f"{LIVE} .g4k-cand:not(.chosen)").first
+    forced = candidate.locator(".ch").inner_text().strip()
+    candidate.click()
+    page.wait_for_function(f"() => document.querySelector('{LIVE} .g4k-text span.f')", timeout=30_000)
+    page.wait_for_function(DONE_JS, timeout=30_000)
+    text = shown(page)
+    assert text.startswith(kept) and len(text) == len(kept) + 1 + 160
+    assert page.inner_text(f"{LIVE} .g4k-text span.f") in (forced, {"␣": " ", "⏎": "\n"}.get(forced))
+
+    shot = Path(os.environ.get("GPT40K_SCREENSHOT", tmp_path / "page.png"))
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 20_000
+    assert outside == [] and errors == [], (outside, errors)
+
+
+def test_stop_freezes_at_once_and_notes_explain_changes(page_on):
+    """The server writes faster than the page shows: Stop freezes what is shown, wherever the server is."""
+    page, _, outside, errors = page_on
+    generate(page, "The “guard”", 1500, pace="10")
+    page.wait_for_function(f"() => ({SHOWN_JS})().length > 20", timeout=30_000)
+    page.locator("#gpt40k-stop").click()
+    kept = shown(page)
+    page.wait_for_timeout(1500)
+    assert shown(page) == kept and len(kept) < 60  # nothing more after Stop
+    notes = page.inner_text(f"{LIVE} .g4k-notes")
+    assert ("Replaced" in notes or "Removed" in notes) and "“" in notes and "Stopped after" in notes
+    page.wait_for_function("() => !document.querySelector('#gpt40k-generate').disabled", timeout=10_000)
+    assert outside == [] and errors == [], (outside, errors)

@@ -111,7 +111,7 @@ function onValue() {
 }
 
 function stopNow() {  // Stop: freeze at what is shown; later messages of this run are ignored
-  if (!run || run.done) return;
+  if (!run || (run.done && !following) || run.stopped) return;
   run.stopped = run.done = true;
   following = false;
   run.steps.length = shown;
@@ -159,7 +159,7 @@ function frame(now) {
       const n = Math.min(Math.floor(allowance), available - shown);
       if (n > 0) { allowance -= n; setShown(shown + n); }
     }
-    if (shown >= available && run.done) following = false;
+    if (shown >= available && run.done && following) { following = false; dirty = true; }
     if (dirty) textEl.scrollTop = textEl.scrollHeight;
   }
   if (dirty) { dirty = false; render(); }
@@ -189,6 +189,8 @@ function render() {
   scrub.value = shown;
   stepInfo.textContent = run ? `step ${shown} / ${run.steps.length}${busy ? " …" : ""}` : "step 0";
   playBtn.textContent = following && run && run.done ? "Pause" : "Replay";
+  // for tests and benchmarks: empty, streaming (the server is still writing), playing, idle
+  root.dataset.state = !run ? "empty" : !run.done ? "streaming" : following ? "playing" : "idle";
   drawOverview();
   drawBig();
   drawProbs();
@@ -399,8 +401,8 @@ surpriseBox.addEventListener("change", () => {
   if (run) run.spans.forEach((s, i) => paintBase(s, s.className.split(" ")[0], stepProb(i)));
 });
 window.addEventListener("resize", () => { dirty = true; });
-const stopButton = document.getElementById(root.dataset.stop);
-if (stopButton) stopButton.addEventListener("click", stopNow);
+// Stop (a Gradio button elsewhere on the page, maybe rendered after this view): freeze at once.
+document.addEventListener("click", (e) => { if (e.target.closest(`#${root.dataset.stop}`)) stopNow(); }, true);
 
 // the scale under the big map
 (() => {

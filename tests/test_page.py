@@ -73,10 +73,11 @@ def test_write_streams_a_growing_list_then_a_small_end(registry):
     registry.request(None)
     write, *_ = make_handlers(registry)
     chunks, end = run_to_end(write("tiny", "The emperor", 60, 0.8, 0, 1.0, 3))
-    assert all(isinstance(c, list) for c in chunks)
-    assert all(b[: len(a)] == a for a, b in zip(chunks, chunks[1:]))  # only ever appended to
-    header = json.loads(chunks[-1][0])
-    assert header["prompt"] == "The emperor" and header["layers"] == 2 and len(chunks[-1]) == 1 + 60
+    assert all(isinstance(c, list) and c[0] == chunks[0][0] for c in chunks)  # every update: the start...
+    steps = [json.loads(m)["i"] for c in chunks for m in c[1:]]
+    assert steps == list(range(1, 61))  # ...then only the steps new since the last one
+    header = json.loads(chunks[0][0])
+    assert header["prompt"] == "The emperor" and header["layers"] == 2
     assert end["kind"] == "end" and end["run"] == header["run"] and end["steps"] == 60
 
 

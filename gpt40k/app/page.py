@@ -41,8 +41,8 @@ def page_css() -> str:
 
 def stream_run(lm: LoadedModel, req: GenerationRequest, branch: tuple[str, str] | None = None,
                keep: int = 0) -> Iterator[list[str] | dict]:
-    """The step stream of one run (see stepstream.py): a growing list of messages, then the end."""
-    messages: list[str] = []
+    """The step stream of one run (see stepstream.py): batches [start, new steps...], then the end."""
+    pending: list[str] = []
     start, transcript, last = None, None, 0.0
     cfg = lm.model.config
     try:
@@ -50,17 +50,18 @@ def stream_run(lm: LoadedModel, req: GenerationRequest, branch: tuple[str, str] 
             if start is None:
                 start = start_message(transcript, model_name=lm.name, layers=cfg.n_layer, heads=cfg.n_head,
                                       block=cfg.block_size, request=vars(req) | {"prompt": None}, keep=keep)
-                messages.append(start)
-            messages.append(step_message(event))
+            pending.append(step_message(event))
             if time.monotonic() - last >= YIELD_EVERY_S:
                 last = time.monotonic()
-                yield list(messages)  # a new list each time: Gradio sends what was added since the last
+                yield [start, *pending]
+                pending = []
     except Exception as e:  # never a traceback on the page
         log.exception("generation failed")
         yield {"kind": "error", "message": f"Generation failed: {e}"}
         return
     if start is not None:
-        yield list(messages)
+        if pending:
+            yield [start, *pending]
         yield end_message(start, transcript)
 
 

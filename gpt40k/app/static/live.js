@@ -22,7 +22,7 @@ const show = (c) => SHOW[c] || c;
 const pct = (p) => (p < 0.001 ? "<0.1" : p >= 0.995 ? "100" : p >= 0.1 ? (100 * p).toFixed(0) : (100 * p).toFixed(1)) + "%";
 
 let run = null;          // the run on the page: header, characters, attention rows
-let startRaw = null, consumed = 0;
+let startRaw = null;
 let shown = 0;           // steps revealed
 let following = false;  // revealing steps as they arrive, at the chosen pace
 let allowance = 0, lastTick = 0;
@@ -52,6 +52,8 @@ function newRun(h) {
   setHidden(shown);
   renderNotes();
   dirty = true;
+  const box = textEl.getBoundingClientRect();  // a new run: bring the text into view (phones: below the settings)
+  if (box.top < 0 || box.bottom > window.innerHeight) textEl.scrollIntoView({block: "center"});
 }
 
 function addSpan(ch, kind, p, pos) {
@@ -82,6 +84,13 @@ function b64bytes(b64) {
 function addStep(m) {
   if (!run || run.stopped) return;
   const k = run.base + m.i;  // 1-based step number on the page
+  if (k <= run.steps.length) return;  // had it already
+  if (k > run.steps.length + 1) {  // a step went missing on the way: say so rather than draw a wrong text
+    run.stopped = run.done = true;
+    run.notes = run.notes.concat([`Steps ${run.steps.length + 1}-${k - 1} were lost on the way; press Generate again.`]);
+    renderNotes();
+    return;
+  }
   run.steps[k - 1] = {t: m.t, p: m.p, c: m.c};
   for (const [pos, fk, data] of m.r) run.rows.set(pos, {fk, n: pos - fk + 1, q: b64bytes(data)});
   if (run.spans.length < run.promptLen + k) addSpan(m.t, "g", m.p, run.promptLen + k - 1);
@@ -94,10 +103,10 @@ function onValue() {
   if (Array.isArray(v)) {
     if (!v.length) return;
     if (v[0] !== startRaw) {
-      startRaw = v[0]; consumed = 1;
+      startRaw = v[0];
       newRun(JSON.parse(v[0]));
     }
-    for (; consumed < v.length; consumed++) addStep(JSON.parse(v[consumed]));
+    for (let i = 1; i < v.length; i++) addStep(JSON.parse(v[i]));  // the steps new since the last update
   } else if (v.kind === "error") {
     if (run && !run.done) { run.done = true; following = false; }
     if (run) { run.notes = run.notes.concat([v.message]); renderNotes(); }
@@ -191,6 +200,7 @@ function render() {
   playBtn.textContent = following && run && run.done ? "Pause" : "Replay";
   // for tests and benchmarks: empty, streaming (the server is still writing), playing, idle
   root.dataset.state = !run ? "empty" : !run.done ? "streaming" : following ? "playing" : "idle";
+  root.dataset.run = run ? run.id : "";
   drawOverview();
   drawBig();
   drawProbs();

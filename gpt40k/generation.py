@@ -100,7 +100,7 @@ class SlidingWindow:
         return out
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def stream(model: GPT, prompt: torch.Tensor | Sequence[int], max_new_tokens: int, *,
            temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
            generator: torch.Generator | None = None, slide: int | None = None,

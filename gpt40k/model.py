@@ -155,7 +155,8 @@ class CausalSelfAttention(nn.Module):
         else:
             # Scaling q rather than the scores divides a (T, head_size) tensor, not a (T, T) one.
             scores = (q / math.sqrt(self.head_size)) @ k.transpose(-2, -1)  # (B, nh, T, past+T)
-            scores.masked_fill_(~self.mask[past:past + T, :past + T], float("-inf"))
+            if T > 1:  # one new position (generation) may see every key: nothing to mask
+                scores.masked_fill_(~self.mask[past:past + T, :past + T], float("-inf"))
             weights = F.softmax(scores, dim=-1)  # each row: how much a position attends to each earlier one
             weights = weights.to(v.dtype)  # under bf16 autocast softmax answers in fp32: halve the traffic
             y = self.attn_dropout(weights) @ v  # (B, nh, T, head_size)

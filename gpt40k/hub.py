@@ -122,6 +122,8 @@ def _push_error(e: Exception, repo_id: str, token: str | None) -> HubError:
     elif status == 403:
         why = (f"the token may not write to {repo_id} (a read-only token, or a namespace that is not yours): "
                "use a token with write access")
+    elif isinstance(e, ValueError):  # the client's own checks, e.g. of the README's metadata
+        why = f"the Hub refused it: {_redact(str(e), token)}"
     elif isinstance(e, HfHubHTTPError):
         why = f"the Hub answered with an error: {_redact(str(e), token)}"
     else:

@@ -25,6 +25,9 @@ class Repo:
     branches: dict[str, str] = field(default_factory=dict)  # branch -> commit id
     commits: dict[str, dict[str, bytes]] = field(default_factory=dict)  # commit id -> {path: content}
     messages: dict[str, str] = field(default_factory=dict)  # commit id -> commit message
+    settings: dict = field(default_factory=dict)  # a Space's sdk and hardware, as created
+    variables: dict[str, str] = field(default_factory=dict)  # a Space's variables
+    secrets: dict[str, str] = field(default_factory=dict)  # a Space's secrets
 
     def commit(self, parent: str | None, files: dict[str, bytes], message: str) -> str:
         tree = dict(self.commits.get(parent, {}))
@@ -87,7 +90,7 @@ class Handler(BaseHTTPRequestHandler):
         with self.state.lock:
             self.state.requests.append((self.command, self.path, self.headers.get("Authorization")))
 
-    def _repo_for_write(self, repo_id: str) -> Repo | None:
+    def _repo_for_write(self, repo_id: str, prefix: str = "") -> Repo | None:
         user = self._user()
         if user is False or user is None:
             self._error(401, "Invalid credentials in Authorization header")
@@ -95,7 +98,7 @@ class Handler(BaseHTTPRequestHandler):
         if repo_id.split("/")[0] != user:
             self._error(403, f"You don't have the rights to write to {repo_id}")
             return None
-        repo = self.state.repos.get(repo_id)
+        repo = self.state.repos.get(prefix + repo_id)
         if repo is None:
             self._error(404, "Repository not found")
         return repo
@@ -118,30 +121,45 @@ class Handler(BaseHTTPRequestHandler):
         parts = [unquote(p) for p in path.strip("/").split("/")]
         body = self._body()
         if path == "/api/validate-yaml":  # the client checks a README's metadata before committing it
-            content = json.loads(body).get("content", "")
-            ok = content.startswith("---\n") and "library_name: gpt40k" in content
+            data = json.loads(body)
+            content = data.get("content", "")
+            wanted = "sdk: gradio" if data.get("repoType") == "space" else "library_name: gpt40k"
+            ok = content.startswith("---\n") and wanted in content
             return self._reply(200 if ok else 400, {"errors": [] if ok else [{"message": "bad metadata"}],
                                                     "warnings": []})
         if path == "/api/repos/create":
             data = json.loads(body)
             repo_id = f"{data.get('organization') or self._user()}/{data['name']}"
+            space = data.get("type") == "space"  # Spaces live beside models: same name, another repository
             user = self._user()
             if not user:
                 return self._error(401, "Invalid credentials in Authorization header")
             if repo_id.split("/")[0] != user:
                 return self._error(403, f"You don't have the rights to create a repository under {repo_id}")
             host = f"http://{self.headers['Host']}"
+            key = f"spaces/{repo_id}" if space else repo_id
             with self.state.lock:
-                if repo_id in self.state.repos:
-                    return self._reply(409, {"error": "You already created this model repo", "url": f"{host}/{repo_id}"})
-                repo = Repo(private=bool(data.get("private")))
+                if key in self.state.repos:
+                    return self._reply(409, {"error": "You already created this repo", "url": f"{host}/{key}"})
+                repo = Repo(private=bool(data.get("private") or data.get("visibility") == "private"))
+                repo.settings = {k: data[k] for k in ("sdk", "hardware") if k in data}
                 repo.branches["main"] = repo.commit(None, {".gitattributes": b"*.safetensors filter=lfs\n"},
                                                     "initial commit")
-                self.state.repos[repo_id] = repo
-            return self._reply(200, {"url": f"{host}/{repo_id}", "name": repo_id})
-        if len(parts) >= 6 and parts[:2] == ["api", "models"]:
+                self.state.repos[key] = repo
+            return self._reply(200, {"url": f"{host}/{key}", "name": repo_id})
+        if len(parts) == 5 and parts[:2] == ["api", "spaces"] and parts[4] in ("variables", "secrets"):
+            repo = self._repo_for_write(f"{parts[2]}/{parts[3]}", prefix="spaces/")
+            if repo is None:
+                return None
+            data = json.loads(body)
+            getattr(repo, parts[4])[data["key"]] = data["value"]
+            if parts[4] == "secrets":
+                return self._reply(200, {})
+            return self._reply(200, {k: {"value": v, "updatedAt": "2026-11-26T00:00:00.000Z"}
+                                     for k, v in repo.variables.items()})
+        if len(parts) >= 6 and parts[:2] in (["api", "models"], ["api", "spaces"]):
             repo_id, action, rev = f"{parts[2]}/{parts[3]}", parts[4], "/".join(parts[5:])
-            repo = self._repo_for_write(repo_id)
+            repo = self._repo_for_write(repo_id, prefix="spaces/" if parts[1] == "spaces" else "")
             if repo is None:
                 return None
             if action == "preupload":

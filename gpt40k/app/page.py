@@ -14,9 +14,16 @@ import gradio as gr
 from .registry import LoadedModel, ModelRegistry
 from .request import GenerationRequest, LIMITS
 from .stepstream import end_message, start_message, step_message
-from .transcript import generate
+from .transcript import TIME_BUDGET_S, generate
 
 log = logging.getLogger("gpt40k.app")
+try:  # ZeroGPU Spaces attach a GPU only inside functions decorated with @spaces.GPU (generators too);
+    import spaces  # off ZeroGPU the decorator returns the function unchanged
+
+    on_gpu = spaces.GPU(duration=TIME_BUDGET_S)
+except ImportError:
+    def on_gpu(fn):
+        return fn
 STATIC = Path(__file__).with_name("static")
 EXAMPLES = ["In the grim darkness of the far future", "The Emperor protects", "Brother-Captain, the walls",
             "And the daemon spoke:", "Sing, O Muse, of the wrath", "It was on the dark night"]
@@ -70,6 +77,7 @@ def _error(message: str) -> dict:
 
 
 def make_handlers(registry: ModelRegistry):
+    @on_gpu
     def write(model_name, prompt, max_new, temperature, top_k, top_p, seed):
         try:
             lm = registry.get(model_name)
@@ -78,6 +86,7 @@ def make_handlers(registry: ModelRegistry):
             return
         yield from stream_run(lm, GenerationRequest(prompt, max_new, temperature, top_k, top_p, seed))
 
+    @on_gpu
     def branch(model_name, max_new, temperature, top_k, top_p, seed, evt: gr.EventData):
         """The page asks: continue ``text`` + ``char`` (a candidate the visitor clicked)."""
         data = getattr(evt, "_data", None) or {}
@@ -97,6 +106,7 @@ def make_handlers(registry: ModelRegistry):
         req = GenerationRequest("", max_new, temperature, top_k, top_p, seed)
         yield from stream_run(lm, req, branch=(text, char), keep=keep)
 
+    @on_gpu
     def compare(name_a, name_b, prompt, max_new, temperature, seed):
         """Both models, the same prompt and seed, streamed side by side."""
         texts, notes = ["", ""], []
@@ -118,6 +128,7 @@ def make_handlers(registry: ModelRegistry):
             return
         yield texts[0], texts[1], _notes_md(notes)
 
+    @on_gpu
     def timeline(model_name, label, prompt, max_new, temperature, seed):
         entries = dict(registry.timeline(model_name))
         yield from write(entries.get(label, model_name), prompt, max_new, temperature, 0, 1.0, seed)
@@ -147,6 +158,7 @@ def _notes_md(notes: list[str]) -> str:
 
 
 def api_generate(registry: ModelRegistry):
+    @on_gpu
     def generate_text(prompt: str, max_new_chars: int = 300, temperature: float = 0.8, top_k: int = 0,
                       top_p: float = 1.0, seed: int = 0) -> Iterator[dict]:
         """Continue ``prompt`` with the page's default model. Streams {"text": ..., "notes": [...]}:

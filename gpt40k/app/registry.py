@@ -11,6 +11,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from ..checkpoint import SNAPSHOT_INFO_FILE, SNAPSHOTS_DIR, find_checkpoint, load_model
 from ..errors import GPT40kError
 from ..model import GPT
@@ -126,7 +128,8 @@ class ModelRegistry:
             log.info("no Hub branches listed for %s: %s", ref, e)
 
     def load(self, name: str, source: str) -> LoadedModel:
-        model, tok, folder = load_model(source)
+        # On a GPU when there is one (ZeroGPU Spaces too: there CUDA is attached per call, see page.on_gpu).
+        model, tok, folder = load_model(source, device="cuda" if torch.cuda.is_available() else "cpu")
         self.loaded[name] = LoadedModel(name, model, tok, folder)
         return self.loaded[name]
 

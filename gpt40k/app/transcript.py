@@ -76,7 +76,7 @@ class Transcript:
 def _rows(attentions: list[torch.Tensor], last_position: int, window: int, count: int) -> list[AttentionRow]:
     """The last ``count`` query rows of one forward pass. ``attentions``: per layer
     (1, heads, T, window), where query i of T can see keys 0 .. window - T + i."""
-    stacked = torch.stack([a[0] for a in attentions]).float().numpy()  # (layers, heads, T, window)
+    stacked = torch.stack([a[0] for a in attentions]).float().cpu().numpy()  # (layers, heads, T, window)
     T = stacked.shape[2]
     first_key = last_position - window + 1
     rows = []

@@ -1,0 +1,77 @@
+"""`python -m gpt40k.space deploy` against the loopback Hub stand-in (tests/hub_server.py)."""
+
+import yaml
+
+from conftest import TOKENS
+from gpt40k import space
+
+SECRET = next(iter(TOKENS))
+
+
+def test_deploy_uploads_exactly_what_the_space_needs_and_sets_the_model(hub, capsys):
+    assert space.main(["deploy", "alice/demo", "--model", "alice/my-model@step-100", "--hardware", "zero-a10g"]) == 0
+    repo = hub.state.repos["spaces/alice/demo"]
+    assert repo.settings == {"sdk": "gradio", "hardware": "zero-a10g"}
+    files = hub.files("spaces/alice/demo")
+    names = set(files)
+    assert {"app.py", "requirements.txt", "README.md", "gpt40k/model.py", "gpt40k/app/page.py",
+            "gpt40k/app/static/live.js", "checkpoints/grimdark/model.safetensors",
+            "checkpoints/grimdark/config.json"} <= names
+    assert not any(n.startswith(("tests/", "bench/", ".venv", "runs/", "docs/")) or "__pycache__" in n
+                   for n in names)
+    front = yaml.safe_load(files["README.md"].decode().split("---\n")[1])
+    assert front["sdk"] == "gradio" and front["app_file"] == "app.py" and front["models"] == ["alice/my-model"]
+    assert front["python_version"] == "3.12"
+    assert repo.variables == {"GPT40K_MODEL": "alice/my-model@step-100"} and repo.secrets == {}
+    out = capsys.readouterr()
+    assert "deployed: http://127.0.0.1:" in out.out and "/spaces/alice/demo" in out.out
+    assert SECRET not in out.out + out.err
+
+
+def test_deploy_again_updates_and_stores_the_token_only_when_asked(hub, capsys):
+    assert space.main(["deploy", "alice/demo"]) == 0
+    assert space.main(["deploy", "alice/demo", "--token-secret"]) == 0  # the Space exists: updated, not refused
+    repo = hub.state.repos["spaces/alice/demo"]
+    assert repo.secrets == {"HF_TOKEN": SECRET} and repo.variables == {}
+    out = capsys.readouterr()
+    assert SECRET not in out.out + out.err and "set the Space secret HF_TOKEN" in out.out
+
+
+def test_a_model_and_a_space_may_share_a_name(hub):
+    from gpt40k.hub import push_folder
+    from conftest import ROOT
+
+    push_folder(ROOT / "checkpoints/grimdark", "alice/grimdark", commit_message="model")
+    assert space.main(["deploy", "alice/grimdark"]) == 0
+    assert "model.safetensors" in hub.files("alice/grimdark") and "app.py" in hub.files("spaces/alice/grimdark")
+
+
+def test_deploy_failures_say_what_to_do(hub, monkeypatch, capsys):
+    assert space.main(["deploy", "bob/demo"]) == 1  # alice's token, bob's namespace
+    assert "may not write to bob/demo" in capsys.readouterr().err
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token_000")
+    assert space.main(["deploy", "alice/demo"]) == 1
+    assert "rejected the token" in capsys.readouterr().err
+    monkeypatch.delenv("HF_TOKEN")
+    monkeypatch.setenv("HF_HOME", str(hub.url))  # no saved login either
+    assert space.main(["deploy", "alice/demo"]) == 1
+    assert "no Hugging Face token" in capsys.readouterr().err
+    assert space.main(["deploy", "not a space id"]) == 1
+    assert "user/name" in capsys.readouterr().err
+    assert "spaces/bob/demo" not in hub.state.repos
+
+
+def test_deploy_without_network_is_a_clear_error(hub, monkeypatch, capsys):
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    assert space.main(["deploy", "alice/demo"]) == 1
+    assert "could not be reached" in capsys.readouterr().err
+
+
+def test_the_app_is_decorated_for_zerogpu_and_serves_on_cpu_without_it():
+    from gpt40k.app import page
+
+    assert page.on_gpu is not None  # spaces.GPU when the package is installed, else a no-op
+    import spaces  # noqa: F401  (installed with requirements.txt: the decorator is a no-op off ZeroGPU)

@@ -7,7 +7,7 @@ $(PY):
 	$(PY) -m pip install -q --upgrade pip
 
 # torch first, pinned: the tests' version (a CPU build where one lies on the machine); then the rest.
-$(VENV)/.installed: requirements.txt requirements-dev.txt | $(PY)
+$(VENV)/.installed: requirements.txt requirements-train.txt requirements-dev.txt | $(PY)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@

@@ -24,7 +24,7 @@ from .hub import HubError, _push_error, find_token, parse_repo_ref
 
 ROOT = Path(__file__).resolve().parents[1]
 # What the Space runs: paths relative to the repository root (folders are copied whole, minus caches).
-SPACE_FILES = ["app.py", "requirements.txt", "gpt40k", "checkpoints", ".gitattributes"]
+SPACE_FILES = ["app.py", "requirements.txt", "requirements-train.txt", "gpt40k", "checkpoints", ".gitattributes"]
 HARDWARE = ["cpu-basic", "cpu-upgrade", "zero-a10g", "t4-small", "t4-medium", "l4x1", "a10g-small", "a10g-large"]
 SPACE_BODY = """
 # GPT-40k

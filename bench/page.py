@@ -87,7 +87,9 @@ def open_page(browser, url, width=1440, height=900):
 def prepare(page, chars: int, pace: str, prompt: str = "In the grim darkness of the far future") -> None:
     page.locator("#gpt40k-prompt textarea").fill(prompt)
     box = page.locator("#gpt40k-max-new input")
-    box.fill(str(chars))
+    box.click()  # as a person types: fill() right after the accordion opens can race the box's set-up
+    box.press("Control+a")
+    box.type(str(chars))
     box.press("Tab")
     page.locator(f"{LIVE} .g4k-pace").select_option(pace)
     page.wait_for_timeout(200)

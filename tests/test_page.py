@@ -144,3 +144,8 @@ def test_the_page_builds_with_its_api(registry):
     demo = build_ui(registry)
     names = {d.api_name for d in demo.fns.values() if d.api_name}
     assert "generate" in names
+
+
+def test_a_model_already_on_offer_is_not_listed_twice(registry, tmp_path):
+    registry.request(str(tmp_path / "checkpoints" / "tiny"))
+    assert registry.default == "tiny" and registry.choices.count("tiny") == 1 and len(registry.choices) == 3

@@ -97,6 +97,12 @@ class ModelRegistry:
 
     def request(self, ref: str | None) -> None:
         """Make ``ref`` (a folder or user/name[@rev]) the default; on failure keep a shipped one and say why."""
+        if ref and Path(ref).exists():  # a folder already on offer (say, a shipped one): not twice
+            same = [n for n, src in self.sources.items() if Path(src).resolve() == Path(ref).resolve()]
+            if same:
+                self.default = same[0]
+                self.get(self.default)
+                return
         if ref:
             try:
                 self.load(ref, ref)

@@ -130,10 +130,11 @@ def watch(started, timeout=120.0) -> list[dict]:
         if not busy:
             break
         time.sleep(0.03)
-    for st in stats:
-        (t1, n1), (t2, n2) = st["samples"][0], st["samples"][-1]
-        st["rate"] = (n2 - n1) / (t2 - t1) if t2 > t1 else float("nan")
-        st["chars"] = n2
+    for (page, t0, _), st in zip(started, stats):
+        # from the first character to the last sample (a busy browser answers polls late: a low bound)
+        t_last, n_last = st["samples"][-1]
+        st["rate"] = (n_last - 1) / (t_last - t0 - st["first"]) if t_last > t0 + st["first"] else float("nan")
+        st["chars"] = n_last
     return stats
 
 

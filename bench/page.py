@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gpt40k.runtime import cpu_supports_bf16, describe_hardware  # noqa: E402
+from gpt40k.runtime import cpu_features, describe_hardware  # noqa: E402
 
 LIVE = "#gpt40k-live"
 COUNT_JS = f"() => document.querySelectorAll('{LIVE} .g4k-text span.g:not(.hidden)').length"
@@ -155,7 +155,7 @@ def main() -> None:
 
     import torch
 
-    print(f"machine: {describe_hardware(torch.device('cpu'))}; bf16 CPU support: {cpu_supports_bf16()}; "
+    print(f"machine: {describe_hardware(torch.device('cpu'))}; CPU flags: {', '.join(cpu_features())}; "
           f"model: {args.model}\n")
     proc, url = start_app(args.model)
     rows = []

@@ -24,7 +24,7 @@ from gpt40k import GPT  # noqa: E402
 from gpt40k.config import PRESETS, build_config  # noqa: E402
 from gpt40k.data import read_books  # noqa: E402
 from gpt40k.generation import stream  # noqa: E402
-from gpt40k.runtime import autocast, cpu_supports_bf16, describe_hardware  # noqa: E402
+from gpt40k.runtime import autocast, cpu_features, cpu_supports_bf16, describe_hardware, resolve_dtype  # noqa: E402
 from gpt40k.tokenizer import CharTokenizer  # noqa: E402
 from gpt40k.trainer import make_optimizer  # noqa: E402
 
@@ -33,8 +33,10 @@ VOCAB = 97  # the original 40k corpus
 
 
 def machine() -> str:
-    return (f"{describe_hardware(torch.device('cpu'))}, torch {torch.__version__}, "
-            f"bf16 CPU support: {cpu_supports_bf16()}")
+    cpu = torch.device("cpu")
+    return (f"{describe_hardware(cpu)}, torch {torch.__version__}; CPU flags: {', '.join(cpu_features()) or 'unknown'}; "
+            f"--dtype auto picks {str(resolve_dtype('auto', cpu)).replace('torch.', '')}, "
+            f"--attention auto picks the explicit (math) kernel on CPU")
 
 
 def time_encoding(corpus: Path) -> str:

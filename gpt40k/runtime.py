@@ -49,6 +49,17 @@ def describe_hardware(device: torch.device, world_size: int = 1) -> str:
     return f"{world_size} x {name}" if world_size > 1 else name
 
 
+def cpu_features() -> list[str]:
+    """The CPU's vector extensions that decide speed here: AVX2, AVX-512, AVX512-BF16, AMX."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = set(next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), []))
+    except OSError:
+        return []
+    names = {"avx2": "AVX2", "fma": "FMA", "avx512f": "AVX-512", "avx512_bf16": "AVX512-BF16", "amx_bf16": "AMX"}
+    return [label for flag, label in names.items() if flag in flags]
+
+
 def cpu_supports_bf16() -> bool:
     """True where the CPU has native bf16 matrix instructions (AVX512-BF16 or AMX); elsewhere
     bf16 autocast is emulated and slower than fp32."""

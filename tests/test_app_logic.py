@@ -131,7 +131,7 @@ def test_step_stream_messages_are_small_and_decode_back():
     transcript, events = run(model, GenerationRequest("the sea is wide", 30, 1.0, seed=0))
     start = start_message(transcript, model_name="m", layers=2, heads=3, block=32, request={"seed": 0})
     header = json.loads(start)
-    assert header["kind"] == "start" and header["prompt"] == "the sea is wide" and header["keep"] == 0
+    assert header["kind"] == "start" and header["prompt"] == "the sea is wide" and not header["branch"]
     for event in events:
         message = json.loads(step_message(event))
         assert message["i"] == event.index and message["t"] == event.step.char

@@ -108,7 +108,7 @@ def test_branch_continues_from_the_forced_character(registry):
     _, branch, *_ = make_handlers(registry)
     chunks, end = run_to_end(branch("tiny", 20, 0.8, 0, 1.0, 0, Event({"text": "The emp", "char": "e", "keep": 4})))
     header = json.loads(chunks[-1][0])
-    assert header["prompt"] == "The empe" and header["keep"] == 4 and end["steps"] == 20
+    assert header["prompt"] == "The empe" and header["branch"] and header["keep"] == 4 and end["steps"] == 20
     out = list(branch("tiny", 20, 0.8, 0, 1.0, 0, Event({"text": "The", "char": "€", "keep": 0})))
     assert "does not know the character" in out[0]["message"]
 

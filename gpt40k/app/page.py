@@ -56,7 +56,8 @@ def stream_run(lm: LoadedModel, req: GenerationRequest, branch: tuple[str, str] 
         for transcript, event in generate(lm.model, lm.tokenizer, req, branch=branch):
             if start is None:
                 start = start_message(transcript, model_name=lm.name, layers=cfg.n_layer, heads=cfg.n_head,
-                                      block=cfg.block_size, request=vars(req) | {"prompt": None}, keep=keep)
+                                      block=cfg.block_size, request=vars(req) | {"prompt": None},
+                                      branch=branch is not None, keep=keep)
             pending.append(step_message(event))
             if time.monotonic() - last >= YIELD_EVERY_S:
                 last = time.monotonic()

@@ -4,7 +4,7 @@ step, so the browser draws everything itself and nothing already sent is sent ag
 Each update of a run is a list: the run's start message, then the steps new since the last update
 (Gradio sends an update as edits of the one before, so the unchanged start costs nothing):
 
-    {"kind": "start", "run", "model", "layers", "heads", "block", "prompt", "keep", "notes", "request"}
+    {"kind": "start", "run", "model", "layers", "heads", "block", "prompt", "branch", "keep", "notes", "request"}
     {"i": step, "t": char, "p": prob, "c": [[char, prob], ...], "r": [[position, first_key, "base64"], ...]}
     ...
 When the run ends, one small object follows:
@@ -52,10 +52,11 @@ def decode_row(encoded: list, layers: int, heads: int) -> AttentionRow:
 
 
 def start_message(transcript: Transcript, *, model_name: str, layers: int, heads: int, block: int,
-                  request: dict, keep: int = 0, run: str | None = None) -> str:
-    """``keep``: for a branch, how many steps of the run on the page stay before the new ones."""
+                  request: dict, branch: bool = False, keep: int = 0, run: str | None = None) -> str:
+    """``branch``: the run continues the one on the page, whose first ``keep`` steps stay, then
+    the forced character (the last of ``transcript.prompt``)."""
     return _dumps({"kind": "start", "run": run or uuid.uuid4().hex[:12], "model": model_name, "layers": layers,
-                   "heads": heads, "block": block, "prompt": transcript.prompt, "keep": keep,
+                   "heads": heads, "block": block, "prompt": transcript.prompt, "branch": branch, "keep": keep,
                    "notes": transcript.notes, "request": request})
 
 

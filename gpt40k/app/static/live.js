@@ -30,7 +30,7 @@ let sel = {layer: 0, head: 0};  // head === -1: the layer's mean over heads
 let hoverPos = null, pinned = null, dirty = true;
 
 function newRun(h) {
-  const kept = h.keep > 0 && run ? run : null;
+  const kept = h.branch && run ? run : null;
   const prompt = Array.from(kept ? run.prompt : h.prompt);  // code points, as the server counts positions
   const r = {id: h.run, layers: h.layers, heads: h.heads, block: h.block, prompt: kept ? run.prompt : h.prompt,
              promptLen: prompt.length, promptChars: prompt, steps: [], rows: new Map(), base: 0, done: false, stopped: false,

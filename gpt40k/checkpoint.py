@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .errors import GPT40kError
@@ -39,23 +39,58 @@ class CheckpointError(GPT40kError, ValueError):
 
 @contextmanager
 def atomic_folder(dest: str | Path):
-    """Yield a temporary folder; on success it replaces ``dest`` in two renames."""
+    """Yield a temporary folder; once it is written, it replaces ``dest``.
+
+    At every moment a complete copy exists, whatever kills the process and wherever: ``dest``,
+    or (between two renames) ``dest.old``, which the next save puts back before anything else
+    and which the loaders look for (find_checkpoint, --resume). Each file-system step goes
+    through _rename/_remove so a test can kill the process at each one.
+    """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
     old = dest.with_name(f"{dest.name}.old")
-    shutil.rmtree(tmp, ignore_errors=True)
+    _remove_stale_tmp(dest)
     tmp.mkdir()
     try:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    shutil.rmtree(old, ignore_errors=True)
+    if old.exists() and not dest.exists():
+        _rename(old, dest)  # an earlier save died between its renames: old is its complete copy
+    if old.exists():
+        _remove(old)  # dest is complete: old is stale
     if dest.exists():
-        dest.rename(old)  # between these two renames `old` is the checkpoint: find_checkpoint knows
-    tmp.rename(dest)
-    shutil.rmtree(old, ignore_errors=True)
+        _rename(dest, old)  # between these two renames `old` is the checkpoint
+    _rename(tmp, dest)
+    _remove(old)
+
+
+def _rename(src: Path, dst: Path) -> None:
+    src.rename(dst)
+
+
+def _remove(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _remove_stale_tmp(dest: Path) -> None:
+    """Temporary folders of writers that died (or of this process): never complete, never needed."""
+    for tmp in dest.parent.glob(f".{dest.name}.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+            _remove(tmp)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_json(path: str | Path, data) -> None:
@@ -118,23 +153,36 @@ def load_local(folder: str | Path, device: str | torch.device = "cpu") -> tuple[
     weights_path = folder / WEIGHTS_FILE
     if not weights_path.is_file():
         raise CheckpointError(f"no {WEIGHTS_FILE} in {folder}: the checkpoint is incomplete")
+    check_weights_match(config, weights_path)  # before anything the size of the config is built
     try:
         state = load_file(weights_path, device=str(device))
     except (SafetensorError, OSError, RuntimeError) as e:
         raise CheckpointError(f"{weights_path} is corrupt or truncated ({e}); download or copy it again") from None
     model = GPT(config)
-    expected = model.state_dict()
-    missing, unexpected = expected.keys() - state.keys(), state.keys() - expected.keys()
-    wrong = [k for k in expected.keys() & state.keys() if state[k].shape != expected[k].shape]
-    if missing or unexpected or wrong:
-        raise CheckpointError(
-            f"{weights_path} does not match config.json: missing {sorted(missing)[:5]}, "
-            f"unexpected {sorted(unexpected)[:5]}, wrong shape {sorted(wrong)[:5]}")
     model.load_state_dict(state)
     model.to(device)
     model.set_attention_kernel("auto", device)
     model.eval()
     return model, tokenizer
+
+
+def check_weights_match(config, weights_path: Path) -> None:
+    """Compare the weights' names and shapes (read from the safetensors header, no tensor loaded)
+    with what ``config`` builds (on the meta device: no memory), so a config that does not belong
+    to its weights costs nothing."""
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in GPT(config).state_dict().items()}
+    try:
+        with safe_open(weights_path, "pt") as f:
+            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, RuntimeError) as e:
+        raise CheckpointError(f"{weights_path} is corrupt or truncated ({e}); download or copy it again") from None
+    missing, unexpected = expected.keys() - found.keys(), found.keys() - expected.keys()
+    wrong = [k for k in expected.keys() & found.keys() if found[k] != expected[k]]
+    if missing or unexpected or wrong:
+        raise CheckpointError(
+            f"{weights_path} does not match config.json: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]}, wrong shape {sorted(wrong)[:5]}")
 
 
 def load_model(name_or_path: str | Path, device: str | torch.device = "cpu", **hub_kwargs):

@@ -75,9 +75,16 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
     if resume.startswith("hub:"):  # a run pushed with --push-training-state, e.g. on another machine
         resume = str(fetch_from_hub(resume[len("hub:"):], given.get("out")))
     folder, run_dir = find_resumable(resume)
-    saved = json.loads((folder / ARGS_FILE).read_text(encoding="utf-8"))
-    saved["out"] = str(run_dir)
-    return TrainConfig(**{**saved, **given}), folder
+    args_path = folder / ARGS_FILE
+    try:
+        saved = json.loads(args_path.read_text(encoding="utf-8"))
+        if not isinstance(saved, dict):
+            raise ValueError("not a JSON object")
+        saved["out"] = str(run_dir)
+        return TrainConfig(**{**saved, **given}), folder
+    except (OSError, ValueError, TypeError) as e:  # missing, edited by hand, from another version
+        raise ConfigError(f"{args_path} cannot be read as this run's arguments ({e}). Restore it, or start a "
+                          "new run with --data ... --out NEW_FOLDER") from None
 
 
 def train_main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ defaults and any flag given overrides it.
 from __future__ import annotations
 
 import argparse
+import math
 import types
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
@@ -83,10 +84,19 @@ class TrainConfig:
         if self.snapshot_every < 0 or (self.snapshot_every and self.snapshot_every % self.eval_interval):
             raise ConfigError(f"--snapshot-every must be 0 or a multiple of --eval-interval ({self.eval_interval}), "
                               f"so every snapshot has its val loss; got {self.snapshot_every}")
+        for name in ("lr", "min_lr", "weight_decay", "grad_clip", "val_fraction", "time_limit", "beta1", "beta2"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ConfigError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
         if self.lr <= 0:
             raise ConfigError(f"--lr must be positive, got {self.lr}")
         if self.min_lr is not None and not 0 <= self.min_lr <= self.lr:
             raise ConfigError(f"--min-lr must be between 0 and --lr ({self.lr}), got {self.min_lr}")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"--{name} must be in [0, 1), got {getattr(self, name)} (AdamW's default: 0.9, 0.999)")
+        if not 0 <= self.seed < 2**63:
+            raise ConfigError(f"--seed must be between 0 and 2**63 - 1, got {self.seed}")
         if self.push_to_hub is not None:
             from .hub import HubError, parse_repo_ref
 

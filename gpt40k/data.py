@@ -237,7 +237,8 @@ def _save_cache(data: CorpusData, cache_dir: Path, key: str) -> CorpusData:
     except OSError as e:
         raise CorpusError(f"cannot write the corpus cache in {cache_dir}: {e.strerror}. "
                           "Pass a writable --cache-dir.") from None
-    return _load_cache(cache_dir, key, from_cache=False)
+    # An empty split cannot be memory-mapped: keep it in memory (check_fits then says what is wrong).
+    return _load_cache(cache_dir, key, from_cache=False) or data
 
 
 def _load_cache(cache_dir: Path, key: str, from_cache: bool = True) -> CorpusData | None:
@@ -248,11 +249,14 @@ def _load_cache(cache_dir: Path, key: str, from_cache: bool = True) -> CorpusDat
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         arrays = {s: np.memmap(cache_dir / f"corpus-{key}.{s}.bin", dtype=meta["dtype"], mode="r")
                   for s in ("train", "val")}
+        books = [BookStats(**b) for b in meta["books"]]
+        if (len(arrays["train"]), len(arrays["val"])) != (sum(b.train for b in books), sum(b.val for b in books)):
+            return None  # truncated or overwritten: rebuilt below
         tok = meta["tokenizer"]
         return CorpusData(
             train=arrays["train"], val=arrays["val"],
             tokenizer=CharTokenizer(tok["vocab"], replacement=tok.get("replacement")),
-            books=[BookStats(**b) for b in meta["books"]],
+            books=books,
             dropped_chars=meta["dropped_chars"],
             cache_path=str(meta_path), from_cache=from_cache,
         )

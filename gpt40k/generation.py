@@ -17,13 +17,19 @@ Either way the logits of each step equal a full forward pass over that step's wi
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 
+from .errors import GPT40kError
 from .model import GPT
+
+
+class GenerationError(GPT40kError, ValueError):
+    """Sampling cannot go on; the message says why."""
 
 
 @dataclass
@@ -36,8 +42,8 @@ class Step:
 
 
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
+    if not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be a number >= 0 (0 means greedy), got {temperature}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be >= 1 (or None for no limit), got {top_k}")
     if top_p is not None and not 0.0 < top_p <= 1.0:
@@ -48,10 +54,10 @@ def next_token_distribution(logits: torch.Tensor, temperature: float = 1.0, top_
                             top_p: float | None = None) -> torch.Tensor:
     """Probabilities (B, V) after temperature, top-k and nucleus (top-p) filtering.
 
-    ``temperature=0`` is greedy: all the mass on the most likely token.
+    ``temperature`` 0 (or below 0.001) is greedy: all the mass on the most likely token.
     """
     logits = logits.float()
-    if temperature == 0:
+    if temperature < 1e-3:  # 0 is greedy; below 1e-3 the division overflows, and the answer is greedy anyway
         return F.one_hot(logits.argmax(-1), logits.size(-1)).float()
     logits = logits / temperature
     if top_k is not None and top_k < logits.size(-1):
@@ -123,6 +129,9 @@ def stream(model: GPT, prompt: torch.Tensor | Sequence[int], max_new_tokens: int
         for i in range(max_new_tokens):
             logits = out.logits[:, -1, :]
             probs = next_token_distribution(logits, temperature, top_k, top_p)
+            if not torch.isfinite(probs).all():
+                raise GenerationError("the model's outputs are not finite numbers (nan or inf): its weights have "
+                                      "diverged. Use an earlier checkpoint (a run's best/)")
             token = torch.multinomial(probs, 1, generator=generator).squeeze(1)
             yield Step(token, probs, logits, window.window.size(1), out.attentions)
             if i + 1 < max_new_tokens:

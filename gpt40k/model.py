@@ -22,6 +22,7 @@ import torch.nn.functional as F
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 MODEL_TYPE = "gpt40k"
+LIMITS = {"vocab_size": 2**16, "block_size": 8192, "n_layer": 128, "n_head": 256, "n_embd": 8192}
 
 
 @dataclass
@@ -46,6 +47,9 @@ class GPTConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.activation not in ("gelu", "relu"):
             raise ValueError(f"activation must be 'gelu' or 'relu', got {self.activation!r}")
+        for name, limit in LIMITS.items():  # a config decides memory: refuse sizes no character model needs
+            if getattr(self, name) > limit:
+                raise ValueError(f"{name} = {getattr(self, name)} is over this project's limit of {limit}")
 
     @property
     def head_size(self) -> int:
@@ -56,6 +60,8 @@ class GPTConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "GPTConfig":
+        if not isinstance(data, dict):
+            raise ValueError(f"a config is a JSON object, not {type(data).__name__}")
         if data.get("model_type", MODEL_TYPE) != MODEL_TYPE:
             raise ValueError(f"model_type is {data.get('model_type')!r}, not {MODEL_TYPE!r}: not a GPT-40k model")
         known = {f.name for f in fields(cls)}
@@ -119,6 +125,12 @@ class Dropout(nn.Dropout):
         return x.masked_fill(random_bytes < threshold, 0.0) * (256 / (256 - threshold))
 
 
+def causal_mask(T: int, past: int, device) -> torch.Tensor:
+    """(T, past + T): True where new position i (at past + i) may look at key j, j <= past + i.
+    No peeking ahead. Built per call: small, where a block x block buffer per layer was not."""
+    return torch.ones(T, past + T, dtype=torch.bool, device=device).tril(diagonal=past)
+
+
 class CausalSelfAttention(nn.Module):
     """n_head heads side by side. Each head has its own query, key and value projection of
     head_size channels; one Linear computes all of them at once, then a view splits them per head."""
@@ -131,9 +143,6 @@ class CausalSelfAttention(nn.Module):
         self.attn_dropout = Dropout(config.dropout)
         self.resid_dropout = Dropout(config.dropout)
         self.dropout = config.dropout
-        # mask[i, j] is True where position i may look at position j (j <= i): no peeking ahead.
-        mask = torch.tril(torch.ones(config.block_size, config.block_size, dtype=torch.bool))
-        self.register_buffer("mask", mask, persistent=False)
         self.use_fused = False  # set by GPT.set_attention_kernel
 
     def forward(self, x, cache: KVCache | None = None, layer: int = 0, need_weights: bool = False):
@@ -148,7 +157,7 @@ class CausalSelfAttention(nn.Module):
 
         if self.use_fused and not need_weights:
             y = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=None if past == 0 or T == 1 else self.mask[past:past + T, :past + T],
+                q, k, v, attn_mask=None if past == 0 or T == 1 else causal_mask(T, past, q.device),
                 is_causal=past == 0 and T > 1,
                 dropout_p=self.dropout if self.training else 0.0)
             weights = None
@@ -156,7 +165,7 @@ class CausalSelfAttention(nn.Module):
             # Scaling q rather than the scores divides a (T, head_size) tensor, not a (T, T) one.
             scores = (q / math.sqrt(self.head_size)) @ k.transpose(-2, -1)  # (B, nh, T, past+T)
             if T > 1:  # one new position (generation) may see every key: nothing to mask
-                scores.masked_fill_(~self.mask[past:past + T, :past + T], float("-inf"))
+                scores.masked_fill_(~causal_mask(T, past, q.device), float("-inf"))
             weights = F.softmax(scores, dim=-1)  # each row: how much a position attends to each earlier one
             weights = weights.to(v.dtype)  # under bf16 autocast softmax answers in fp32: halve the traffic
             y = self.attn_dropout(weights) @ v  # (B, nh, T, head_size)

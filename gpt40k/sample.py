@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
             out.flush()
     except KeyboardInterrupt:
         pass
+    except GPT40kError as e:
+        print(f"\nerror: {e}", file=sys.stderr)
+        return 1
     out.write("\n")
     return 0
 

@@ -196,8 +196,17 @@ class Trainer:
         dist.all_gather_object(gathered, mine)
         return gathered
 
+    def _check_finite(self) -> None:
+        """A checkpoint of nan/inf weights would only repeat the failure: never write one."""
+        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+            raise TrainingError(
+                f"the weights became nan or inf by step {self.step}: training diverged, and no checkpoint was "
+                f"written from them; {self.out / 'latest'} keeps the last finite one. Lower --lr, raise "
+                "--warmup-iters, or try --dtype float32, then --resume (or start again).")
+
     def save_latest(self) -> None:
         """The resumable checkpoint: weights, tokenizer, arguments and the whole training state."""
+        self._check_finite()
         rng = self._rng_states()  # every rank takes part in the gather; only rank 0 writes
         if not self.dist.is_main:
             return
@@ -211,6 +220,7 @@ class Trainer:
             save_training_state(tmp / STATE_FILE, state)
 
     def save_best(self) -> None:
+        self._check_finite()
         if self.dist.is_main:
             save_model(self.model, self.out / "best", self.tokenizer)
 
@@ -242,6 +252,12 @@ class Trainer:
     def evaluate(self) -> bool:
         """Log the losses, keep the best checkpoint, save the latest; True when patience ran out."""
         losses = self.estimate_loss()
+        if not all(math.isfinite(v) for v in losses.values()):
+            which = "train" if not math.isfinite(losses["train"]) else "val"
+            raise TrainingError(
+                f"the {which} loss became {losses[which]} at step "
+                f"{self.step}: training diverged, and no checkpoint was written from it; {self.out / 'latest'} "
+                "keeps the last good one. Lower --lr, raise --warmup-iters, or try --dtype float32.")
         improved = self.best_val is None or losses["val"] < self.best_val
         if improved:
             self.best_val, self.best_step, self.bad_evals = losses["val"], self.step, 0

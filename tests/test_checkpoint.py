@@ -87,3 +87,82 @@ def test_atomic_folder_keeps_the_old_checkpoint_when_writing_fails(tmp_path):
     with atomic_folder(dest) as tmp:
         (tmp / "a").write_text("new")
     assert (dest / "a").read_text() == "new"
+
+
+class Killed(BaseException):
+    """Stands for a kill -9 between two file-system steps of a save."""
+
+
+def _versions():
+    from gpt40k import GPT, CharTokenizer, GPTConfig
+
+    tok = CharTokenizer("abcdef")
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models.append(GPT(GPTConfig(vocab_size=6, block_size=8, n_layer=1, n_head=1, n_embd=8, dropout=0.0)))
+    return models, tok
+
+
+def _kill_at(monkeypatch, step: int | None):
+    """Make the step-th file-system operation of atomic_folder (rename or remove) kill the process."""
+    import gpt40k.checkpoint as ck
+
+    count = {"n": 0}
+    real_rename, real_remove = ck._rename, ck._remove
+
+    def counted(real):
+        def op(*args):
+            count["n"] += 1
+            if step is not None and count["n"] == step:
+                raise Killed
+            return real(*args)
+        return op
+
+    monkeypatch.setattr(ck, "_rename", counted(real_rename))
+    monkeypatch.setattr(ck, "_remove", counted(real_remove))
+    return count
+
+
+def _loaded_version(run, models) -> int:
+    from gpt40k.checkpoint import find_checkpoint, load_local
+
+    model, _ = load_local(find_checkpoint(run))  # how the app and --resume find a run's checkpoint
+    for i, m in enumerate(models):
+        if all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), m.state_dict().values())):
+            return i
+    raise AssertionError("the checkpoint on disk matches no version that was saved")
+
+
+def test_a_kill_at_any_step_of_two_saves_in_a_row_never_loses_the_checkpoint(tmp_path, monkeypatch):
+    """Every pair of kill points (one in a save, one in the save after it): a complete checkpoint
+    is always found, and it is the newest one that was completely written."""
+    from gpt40k.checkpoint import save_model
+
+    models, tok = _versions()
+    steps = _kill_at(monkeypatch, None)
+    save_model(models[0], tmp_path / "probe" / "latest", tok)
+    save_model(models[1], tmp_path / "probe" / "latest", tok)
+    ops = steps["n"] // 2 + 2  # operations in one save (a few more: the first save of a pair does fewer)
+    for first in range(1, ops + 1):
+        for second in range(1, ops + 2):
+            run = tmp_path / f"run-{first}-{second}"
+            monkeypatch.undo()
+            save_model(models[0], run / "latest", tok)
+            _kill_at(monkeypatch, first)
+            try:
+                save_model(models[1], run / "latest", tok)
+            except Killed:
+                pass
+            assert _loaded_version(run, models) in (0, 1)
+            monkeypatch.undo()
+            _kill_at(monkeypatch, second)
+            try:
+                save_model(models[2], run / "latest", tok)
+                assert _loaded_version(run, models) == 2
+            except Killed:
+                assert _loaded_version(run, models) in (0, 1, 2)
+            monkeypatch.undo()
+            save_model(models[2], run / "latest", tok)  # and the next clean save tidies up
+            assert _loaded_version(run, models) == 2
+            assert sorted(p.name for p in run.iterdir()) == ["latest"]

@@ -95,9 +95,26 @@ def prepare(page, chars: int, pace: str, prompt: str = "In the grim darkness of 
     page.wait_for_timeout(200)
 
 
+# Records, inside the page, when each written character is shown: no polling delay in the figures.
+RECORD_JS = f"""() => {{
+  const text = document.querySelector('{LIVE} .g4k-text');
+  window.__shown = [];
+  window.__clicked = performance.now();
+  const count = () => text.querySelectorAll('span.g:not(.hidden)').length;
+  if (window.__observer) window.__observer.disconnect();
+  window.__observer = new MutationObserver(() => {{
+    const n = count(), log = window.__shown;
+    if (!log.length || log[log.length - 1][1] !== n) log.push([performance.now(), n]);
+  }});
+  window.__observer.observe(text, {{subtree: true, childList: true, attributes: true, attributeFilter: ['class']}});
+}}"""
+SHOWN_LOG_JS = "() => ({clicked: window.__clicked, shown: window.__shown})"
+
+
 def click(page):
     """Press Generate; return (page, the time of the click, the run shown before it)."""
     before = page.evaluate(RUN_JS)
+    page.evaluate(RECORD_JS)
     t0 = time.perf_counter()
     page.locator("#gpt40k-generate").click()
     return page, t0, before
@@ -130,11 +147,13 @@ def watch(started, timeout=120.0) -> list[dict]:
         if not busy:
             break
         time.sleep(0.03)
-    for (page, t0, _), st in zip(started, stats):
-        # from the first character to the last sample (a busy browser answers polls late: a low bound)
-        t_last, n_last = st["samples"][-1]
-        st["rate"] = (n_last - 1) / (t_last - t0 - st["first"]) if t_last > t0 + st["first"] else float("nan")
-        st["chars"] = n_last
+    for (page, _, _), st in zip(started, stats):
+        log = page.evaluate(SHOWN_LOG_JS)  # the page's own clock: when each count of characters showed
+        shown = [(t, n) for t, n in log["shown"] if n > 0]
+        (t1, n1), (t2, n2) = shown[0], shown[-1]
+        st["first"] = (t1 - log["clicked"]) / 1000
+        st["rate"] = (n2 - n1) / ((t2 - t1) / 1000) if t2 > t1 else float("nan")
+        st["chars"] = n2
     return stats
 
 

@@ -140,16 +140,23 @@ def load_local(folder: str | Path, device: str | torch.device = "cpu") -> tuple[
     """Model and tokenizer from a checkpoint folder, checking that every piece is there and fits."""
     folder = find_checkpoint(folder)
     try:
-        config = read_config(folder)
-    except (FileNotFoundError, ValueError) as e:
-        raise CheckpointError(str(e)) from None
-    try:
         tokenizer = CharTokenizer.load(folder / TOKENIZER_FILE)
     except (FileNotFoundError, ValueError) as e:
         raise CheckpointError(str(e)) from None
-    if len(tokenizer) != config.vocab_size:
+    model = load_gpt(folder, device)
+    if len(tokenizer) != model.config.vocab_size:
         raise CheckpointError(f"{folder}: tokenizer has {len(tokenizer)} characters but config.json says "
-                              f"vocab_size={config.vocab_size}; the files do not belong together")
+                              f"vocab_size={model.config.vocab_size}; the files do not belong together")
+    return model, tokenizer
+
+
+def load_gpt(folder: str | Path, device: str | torch.device = "cpu") -> GPT:
+    """The model alone (config.json and model.safetensors), in eval mode on ``device``."""
+    folder = find_checkpoint(folder)
+    try:
+        config = read_config(folder)
+    except (FileNotFoundError, ValueError) as e:
+        raise CheckpointError(str(e)) from None
     weights_path = folder / WEIGHTS_FILE
     if not weights_path.is_file():
         raise CheckpointError(f"no {WEIGHTS_FILE} in {folder}: the checkpoint is incomplete")
@@ -163,7 +170,7 @@ def load_local(folder: str | Path, device: str | torch.device = "cpu") -> tuple[
     model.to(device)
     model.set_attention_kernel("auto", device)
     model.eval()
-    return model, tokenizer
+    return model
 
 
 def check_weights_match(config, weights_path: Path) -> None:

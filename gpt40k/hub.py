@@ -93,9 +93,11 @@ def resolve_model_dir(name_or_path: str, revision: str | None = None, token: str
     path = Path(name_or_path).expanduser()
     if path.exists():
         return find_checkpoint(path)
-    repo_id, ref_revision = parse_repo_ref(name_or_path)
-    revision = revision or ref_revision
-    folder = download(repo_id, revision, MODEL_FILES, token, cache_dir)
+    try:
+        repo_id, ref_revision = parse_repo_ref(name_or_path)
+        folder = download(repo_id, revision or ref_revision, MODEL_FILES, token, cache_dir)
+    except HubError as e:  # "runs/mine" may be a mistyped folder as well as a Hub id: say both
+        raise HubError(f"{name_or_path} is no folder here (no such path), and as a Hub model: {e}") from None
     try:
         return find_checkpoint(folder)
     except CheckpointError:

@@ -301,10 +301,12 @@ class GPT(nn.Module):
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, *, device: str | torch.device = "cpu",
                         **hub_kwargs) -> "GPT":
-        """Load from a local folder, a run folder (its best checkpoint) or a Hub id ``user/name[@rev]``."""
-        from .checkpoint import load_model
+        """Load from a local folder, a run folder (its best checkpoint) or a Hub id ``user/name[@rev]``.
+        Needs config.json and model.safetensors only (the tokenizer is CharTokenizer.from_pretrained)."""
+        from .checkpoint import load_gpt
+        from .hub import resolve_model_dir
 
-        return load_model(name_or_path, device=device, **hub_kwargs)[0]
+        return load_gpt(resolve_model_dir(str(name_or_path), **hub_kwargs), device)
 
     def push_to_hub(self, repo_id: str, tokenizer=None, **kwargs) -> str:
         from .hub import push_model

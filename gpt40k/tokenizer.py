@@ -74,7 +74,7 @@ class CharTokenizer:
         from .hub import resolve_model_dir  # local import: the Hub is optional for plain use
 
         path = Path(path)
-        if path.is_file():
+        if path.is_file() or (path / TOKENIZER_FILE).is_file():
             return cls.load(path)
         return cls.load(resolve_model_dir(str(path), **hub_kwargs) / TOKENIZER_FILE)
 
@@ -128,7 +128,12 @@ class CharTokenizer:
             path = path / TOKENIZER_FILE
         path.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
 
-    save_pretrained = save
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """Write ``folder/tokenizer.json``, creating the folder (the Hugging Face convention)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.save(folder / TOKENIZER_FILE)
+        return folder
 
     @classmethod
     def load(cls, path: str | Path) -> "CharTokenizer":

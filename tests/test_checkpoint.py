@@ -166,3 +166,29 @@ def test_a_kill_at_any_step_of_two_saves_in_a_row_never_loses_the_checkpoint(tmp
             save_model(models[2], run / "latest", tok)  # and the next clean save tidies up
             assert _loaded_version(run, models) == 2
             assert sorted(p.name for p in run.iterdir()) == ["latest"]
+
+
+def test_save_pretrained_and_from_pretrained_round_trip_alone_and_together(tmp_path):
+    from gpt40k import GPT, CharTokenizer, GPTConfig
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=6, block_size=8, n_layer=1, n_head=1, n_embd=8))
+    model.save_pretrained(tmp_path / "model-only")  # no tokenizer: the model still loads
+    back = GPT.from_pretrained(tmp_path / "model-only")
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), back.state_dict().values()))
+    tok = CharTokenizer("abcdef")
+    assert tok.save_pretrained(tmp_path / "new" / "tok").is_dir()  # a folder is made, the file goes in it
+    assert (tmp_path / "new/tok/tokenizer.json").is_file()
+    assert CharTokenizer.from_pretrained(tmp_path / "new/tok").chars == tok.chars
+    model.save_pretrained(tmp_path / "both", tokenizer=tok)
+    assert GPT.from_pretrained(tmp_path / "both").config == model.config
+    assert CharTokenizer.from_pretrained(tmp_path / "both").chars == tok.chars
+
+
+def test_a_mistyped_local_path_is_reported_as_one(tmp_path, monkeypatch):
+    from gpt40k import GPT
+    from gpt40k.hub import HubError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(HubError, match="runs/mine is no folder here"):
+        GPT.from_pretrained("runs/mine")

@@ -104,11 +104,16 @@ def write_json(path: str | Path, data) -> None:
 def write_model_files(model: GPT, folder: Path, tokenizer: CharTokenizer | None,
                       dtype: torch.dtype | None = None) -> None:
     """``dtype`` (e.g. float16, half the size) converts the weights; loading converts them back."""
-    write_json(folder / CONFIG_FILE, model.config.to_dict())
-    state = {k: v.detach().to(dtype or v.dtype).contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, folder / WEIGHTS_FILE, metadata={"format": "pt"})
-    if tokenizer is not None:
-        tokenizer.save(folder / TOKENIZER_FILE)
+    try:
+        write_json(folder / CONFIG_FILE, model.config.to_dict())
+        state = {k: v.detach().to(dtype or v.dtype).contiguous().cpu() for k, v in model.state_dict().items()}
+        save_file(state, folder / WEIGHTS_FILE, metadata={"format": "pt"})
+        if tokenizer is not None:
+            tokenizer.save(folder / TOKENIZER_FILE)
+    except (OSError, SafetensorError) as e:  # a full disk, a quota, a folder gone: say which and where
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
+        raise CheckpointError(f"cannot write a checkpoint in {folder.parent}: {reason}. Free some disk space "
+                              "(the previous checkpoint is kept), then --resume") from None
 
 
 def save_model(model: GPT, folder: str | Path, tokenizer: CharTokenizer | None = None,

@@ -107,6 +107,8 @@ class TrainConfig:
                 raise ConfigError(f"--push-to-hub: {e}") from None
         if (self.push_every or self.push_training_state) and not self.push_to_hub:
             raise ConfigError("--push-every and --push-training-state need --push-to-hub USER/NAME")
+        if not str(self.out).strip():
+            raise ConfigError("--out must name a folder for the run (it is empty)")
         if self.time_limit is not None and self.time_limit <= 0:
             raise ConfigError(f"--time-limit must be positive (minutes), got {self.time_limit}")
         try:  # inconsistent model sizes (n_embd % n_head, dropout) surface now, not after data loading

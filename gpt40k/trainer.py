@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,12 +88,34 @@ class StopSignal:
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
-        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        # SIGHUP too: a closed terminal or dropped SSH session saves like Ctrl-C does.
+        stops = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+        previous = {s: signal.signal(s, self._handle) for s in stops}
         try:
             yield self
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
+
+
+@contextmanager
+def run_lock(out: Path):
+    """One trainer per run folder: a second one would interleave metrics and overwrite checkpoints."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks here
+        yield
+        return
+    with open(out / ".train.lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise TrainingError(f"another train.py is writing to {out}: wait for it to end, or give this run "
+                                "another --out") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 class Trainer:
@@ -324,6 +346,10 @@ class Trainer:
 
     def run(self, until_step: int | None = None) -> TrainResult:
         """Train to ``max_iters`` (or ``until_step``, then save as if interrupted: for tests)."""
+        with run_lock(self.out) if self.dist.is_main else nullcontext():
+            return self._run(until_step)
+
+    def _run(self, until_step: int | None) -> TrainResult:
         cfg = self.cfg
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)

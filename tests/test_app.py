@@ -139,3 +139,23 @@ def test_memory_stays_flat_across_many_requests(app_proc, client):
     for seed in range(40):
         client.predict("The", 300, 1.0, 0, 1.0, 100 + seed, api_name="/generate")
     assert rss_mb(proc.pid) - before < 40  # MB: no per-request leak (one request's state is ~1 MB)
+
+
+def test_page_requests_cannot_starve_the_api(app, client):
+    """The attack of issue 13: flood the page's own generation event through the queue (as any HTTP client
+    can) with the largest requests, never reading the answers. Every input is bounded and nothing in a
+    request waits, so the API still answers at once: it has its own slots."""
+    import json
+    import urllib.request
+
+    deps = json.load(urllib.request.urlopen(app + "config"))["dependencies"]
+    write = next(d["id"] for d in deps if len(d.get("inputs", [])) == 7)  # model, prompt and the five knobs
+    for i in range(8):
+        body = json.dumps({"data": [None, "The" * 10_000, 10**9, 1.0, 0, 1.0, i], "fn_index": write,
+                           "session_hash": f"flood{i}", "event_data": None, "trigger_id": None}).encode()
+        request = urllib.request.Request(app + "gradio_api/queue/join", data=body,
+                                         headers={"Content-Type": "application/json"})
+        assert "event_id" in json.loads(urllib.request.urlopen(request, timeout=10).read())
+    started = time.time()
+    assert len(text(client, "The", 50, 0.8, 0, 1.0, 0)) == 53
+    assert time.time() - started < 6  # seconds: the flood holds the page's 4 slots for ~10 s, not the API's

@@ -86,3 +86,39 @@ def test_hostile_or_mismatched_configs_are_refused_before_building(tmp_path, cap
     (folder / "config.json").write_text(json.dumps(config))
     assert sample.main([str(folder), "--chars", "5"]) == 1
     assert message in capsys.readouterr().err
+
+
+def test_an_empty_out_and_a_nul_byte_deep_in_a_book(books, tmp_path, capsys):
+    assert train_main(tiny_args(books, tmp_path / "run") + ["--out", ""]) == 1
+    assert "--out must name a folder" in capsys.readouterr().err
+    (books / "03_bad.txt").write_bytes(b"the emperor " * 2000 + b"\x00" + b"protects")  # past the first 8 KB
+    assert train_main(tiny_args(books, tmp_path / "run")) == 1
+    assert "03_bad.txt looks like a binary file" in capsys.readouterr().err
+
+
+def test_a_full_disk_while_saving_is_a_message_and_leaves_no_temporary_folder(books, tmp_path, capsys, monkeypatch):
+    import gpt40k.checkpoint as ck
+
+    def no_space(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ck, "save_file", no_space)
+    out = tmp_path / "run"
+    assert train_main(tiny_args(books, out, max_iters=5, eval_interval=5)) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write a checkpoint in {out}: No space left on device. Free some disk space" in err
+    assert not list(out.glob(".*.tmp-*"))
+
+
+def test_two_trainers_on_one_run_folder(books, tmp_path, capsys):
+    from gpt40k.trainer import TrainingError, run_lock
+
+    out = tmp_path / "run"
+    out.mkdir()
+    with run_lock(out):  # as if another train.py were writing there
+        assert train_main(tiny_args(books, out, max_iters=5, eval_interval=5)) == 1
+        assert "another train.py is writing to" in capsys.readouterr().err
+        with pytest.raises(TrainingError):
+            with run_lock(out):
+                pass
+    assert train_main(tiny_args(books, out, max_iters=5, eval_interval=5)) == 0  # free again

@@ -175,3 +175,13 @@ def test_snapshots_keep_a_half_precision_timeline(books, tmp_path):
 
 def test_snapshot_interval_must_fall_on_evaluations(books, tmp_path):
     assert train_main(tiny_args(books, tmp_path / "r", eval_interval=20, snapshot_every=30)) == 1
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this system")
+def test_a_closed_terminal_sighup_stops_like_sigterm():
+    from gpt40k.trainer import StopSignal
+
+    with StopSignal().installed() as stop:
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(0.05)
+        assert stop.requested == "SIGHUP"

@@ -38,7 +38,8 @@ def _load_torch(path: str | Path) -> dict:
     except FileNotFoundError:
         raise ConvertError(f"{path} does not exist") from None
     except Exception as e:
-        raise ConvertError(f"{path} is not a PyTorch checkpoint that loads safely (weights only): {e}") from None
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]  # torch's message runs to a page
+        raise ConvertError(f"{path} is not a PyTorch checkpoint that loads safely (weights only): {first}") from None
 
 
 def _finish(model: GPT, state: dict, source: str) -> GPT:

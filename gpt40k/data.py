@@ -190,10 +190,20 @@ def prepare_corpus(
     return data
 
 
+def count_chars(texts, chunk: int = 1 << 22) -> tuple[np.ndarray, np.ndarray]:
+    """(code points, their counts) over ``texts``, sorted; counted in chunks to bound memory."""
+    total = np.zeros(0x110000, dtype=np.int64)
+    for text in texts:
+        for i in range(0, len(text), chunk):
+            codes = np.frombuffer(text[i:i + chunk].encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+            total += np.bincount(codes, minlength=len(total))
+    chars = np.flatnonzero(total)
+    return chars.astype(np.uint32), total[chars]
+
+
 def _encode_books(books: list[Book], val_fraction: float, min_char_count: int,
                   tokenizer: CharTokenizer | None) -> CorpusData:
-    all_text = "".join(b.text for b in books)
-    chars, counts = np.unique(np.frombuffer(all_text.encode("utf-32-le"), dtype=np.uint32), return_counts=True)
+    chars, counts = count_chars(b.text for b in books)
     if tokenizer is None:
         keep = counts >= min_char_count
         if not keep.any():

@@ -17,6 +17,7 @@ import numpy as np
 from .errors import GPT40kError
 
 TOKENIZER_FILE = "tokenizer.json"
+ENCODE_CHUNK = 1 << 22  # characters encoded at once
 UnknownPolicy = Literal["error", "drop", "replace"]
 
 
@@ -90,9 +91,18 @@ class CharTokenizer:
         return self.encode_array(text, unknown).ids.tolist()
 
     def encode_array(self, text: str, unknown: UnknownPolicy = "error") -> EncodeResult:
-        """Vectorised encoding; ``unknown`` decides what happens to characters not in the vocabulary."""
+        """Vectorised encoding; ``unknown`` decides what happens to characters not in the vocabulary.
+        Long texts go in chunks, so memory stays a few times one chunk, not ~40 times the text."""
         if unknown not in ("error", "drop", "replace"):
             raise ValueError(f"unknown must be 'error', 'drop' or 'replace', not {unknown!r}")
+        if len(text) > ENCODE_CHUNK:
+            parts = [self._encode_chunk(text[i:i + ENCODE_CHUNK], unknown)
+                     for i in range(0, len(text), ENCODE_CHUNK)]
+            return EncodeResult(np.concatenate([p.ids for p in parts]),
+                                sorted({c for p in parts for c in p.unknown}))
+        return self._encode_chunk(text, unknown)
+
+    def _encode_chunk(self, text: str, unknown: UnknownPolicy) -> EncodeResult:
         codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.int64)
         pos = np.searchsorted(self._codepoints, codes)
         pos_clipped = np.minimum(pos, len(self._codepoints) - 1)

@@ -114,3 +114,20 @@ def test_get_batch_targets_are_inputs_shifted_and_reproducible():
     x2, _ = get_batch(data, 4, 8, torch.Generator().manual_seed(0))
     assert torch.equal(x, x2)
     assert int(x.max()) < 99
+
+
+def test_counting_and_encoding_in_chunks_equal_the_whole(monkeypatch):
+    import numpy as np
+
+    from gpt40k import tokenizer as tk
+    from gpt40k.data import count_chars
+
+    text = "the émperor protects 🙂\n" * 500
+    chars, counts = count_chars([text], chunk=37)
+    whole_chars, whole_counts = np.unique(np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32), return_counts=True)
+    assert chars.tolist() == whole_chars.tolist() and counts.tolist() == whole_counts.tolist()
+    tok = tk.CharTokenizer(set(text) - {"🙂"})
+    whole = tok.encode_array(text, unknown="drop")
+    monkeypatch.setattr(tk, "ENCODE_CHUNK", 41)
+    chunked = tok.encode_array(text, unknown="drop")
+    assert chunked.ids.tolist() == whole.ids.tolist() and chunked.unknown == whole.unknown == ["🙂"]

@@ -78,14 +78,15 @@ def _error(message: str) -> dict:
 
 
 def make_handlers(registry: ModelRegistry):
-    @on_gpu
-    def write(model_name, prompt, max_new, temperature, top_k, top_p, seed):
+    def write_with(model_name, prompt, max_new, temperature, top_k, top_p, seed):
         try:
             lm = registry.get(model_name)
         except Exception as e:
             yield _error(f"The model could not be loaded: {e}")
             return
         yield from stream_run(lm, GenerationRequest(prompt, max_new, temperature, top_k, top_p, seed))
+
+    write = on_gpu(write_with)
 
     @on_gpu
     def branch(model_name, max_new, temperature, top_k, top_p, seed, evt: gr.EventData):
@@ -132,7 +133,7 @@ def make_handlers(registry: ModelRegistry):
     @on_gpu
     def timeline(model_name, label, prompt, max_new, temperature, seed):
         entries = dict(registry.timeline(model_name))
-        yield from write(entries.get(label, model_name), prompt, max_new, temperature, 0, 1.0, seed)
+        yield from write_with(entries.get(label, model_name), prompt, max_new, temperature, 0, 1.0, seed)
 
     def switch_model(model_name):
         try:

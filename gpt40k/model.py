@@ -143,7 +143,7 @@ class CausalSelfAttention(nn.Module):
         self.attn_dropout = Dropout(config.dropout)
         self.resid_dropout = Dropout(config.dropout)
         self.dropout = config.dropout
-        self.use_fused = False  # set by GPT.set_attention_kernel
+        self.kernel = "auto"  # set by GPT.set_attention_kernel
 
     def forward(self, x, cache: KVCache | None = None, layer: int = 0, need_weights: bool = False):
         B, T, C = x.shape
@@ -155,7 +155,8 @@ class CausalSelfAttention(nn.Module):
             past = cache.length
             k, v = cache.append(layer, k, v)  # keys/values of positions 0 .. past+T-1
 
-        if self.use_fused and not need_weights:
+        fused = self.kernel == "fused" or (self.kernel == "auto" and q.device.type == "cuda")
+        if fused and not need_weights:
             y = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=None if past == 0 or T == 1 else causal_mask(T, past, q.device),
                 is_causal=past == 0 and T > 1,
@@ -230,16 +231,15 @@ class GPT(nn.Module):
     def set_attention_kernel(self, kernel: str = "auto", device: torch.device | str | None = None) -> None:
         """"math" (explicit matmul-softmax), "fused" (scaled_dot_product_attention) or "auto".
 
-        Measured (bench/attention_kernels.py): on CPU the explicit version trained faster at
-        batch 64 x block 256; on CUDA the fused kernel wins, so "auto" picks it there.
+        "auto" decides at each call from where the tensors are: on CPU the explicit version trained
+        faster at batch 64 x block 256 (bench/speed.py); on CUDA the fused kernel wins
+        (bench/gpu_check.py). So GPT(cfg).to("cuda") gets the fused kernel with no call here.
+        ``device`` is accepted for old callers and ignored.
         """
         if kernel not in ("auto", "math", "fused"):
             raise ValueError(f"attention kernel must be 'auto', 'math' or 'fused', got {kernel!r}")
-        if kernel == "auto":
-            device = torch.device(device) if device is not None else self.lm_head.weight.device
-            kernel = "fused" if device.type == "cuda" else "math"
         for block in self.blocks:
-            block.attn.use_fused = kernel == "fused"
+            block.attn.kernel = kernel
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

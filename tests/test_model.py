@@ -115,3 +115,20 @@ def test_cpu_dropout_drops_p_rounded_to_256ths_and_keeps_the_mean():
     x.requires_grad_(True)
     drop.train()(x).sum().backward()
     assert set(torch.unique(x.grad).tolist()) == {0.0, torch.tensor(256 / 205).item()}
+
+
+def test_auto_kernel_follows_the_tensors_device_at_call_time(monkeypatch):
+    """GPT(cfg).to(device) needs no set_attention_kernel: "auto" looks at the tensors when it runs."""
+    import torch.nn.functional as F
+
+    model = small(dropout=0.0)
+    calls = []
+    real = F.scaled_dot_product_attention
+    monkeypatch.setattr(F, "scaled_dot_product_attention", lambda *a, **k: calls.append(1) or real(*a, **k))
+    idx = torch.randint(0, 11, (1, 8))
+    model(idx)
+    assert calls == []  # on CPU: the explicit attention
+    model.set_attention_kernel("fused")
+    model(idx)
+    assert len(calls) == model.config.n_layer
+    assert all(block.attn.kernel == "fused" for block in model.blocks)

@@ -208,6 +208,10 @@ class Handler(BaseHTTPRequestHandler):
             repo = self._repo_for_read(repo_id)
             if repo is None:
                 return None
+            if len(parts) == 5 and parts[4] == "refs":  # list_repo_refs: the branches (step-N snapshots)
+                return self._reply(200, {"branches": [{"name": b, "ref": f"refs/heads/{b}", "targetCommit": sha}
+                                                      for b, sha in sorted(repo.branches.items())],
+                                         "tags": [], "converts": []})
             rev = "/".join(parts[5:]) if len(parts) > 5 and parts[4] in ("revision", "tree") else "main"
             sha = self._resolve(repo, rev)
             if sha is None:

@@ -149,3 +149,16 @@ def test_the_page_builds_with_its_api(registry):
 def test_a_model_already_on_offer_is_not_listed_twice(registry, tmp_path):
     registry.request(str(tmp_path / "checkpoints" / "tiny"))
     assert registry.default == "tiny" and registry.choices.count("tiny") == 1 and len(registry.choices) == 3
+
+
+def test_a_hub_models_step_branches_become_its_timeline(hub, trained_run):
+    from gpt40k.hub import push_folder
+
+    for branch in (None, "step-20", "step-100"):
+        push_folder(trained_run / "best", "alice/tiny", commit_message="x", branch=branch)
+    registry = ModelRegistry()
+    registry.request("alice/tiny")
+    assert registry.default == "alice/tiny"
+    assert [label for label, _ in registry.timeline("alice/tiny")] == [
+        "step 20 (Hub branch)", "step 100 (Hub branch)", "trained (final)"]
+    assert registry.get("alice/tiny @ step 100 (Hub branch)").model.config.n_layer == 2

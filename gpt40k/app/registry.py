@@ -127,11 +127,14 @@ class ModelRegistry:
             from huggingface_hub import HfApi
 
             refs = HfApi().list_repo_refs(ref)
-            branches = [b.name for b in refs.branches if re.fullmatch(r"step-\d+", b.name)]
-            for branch in sorted(branches, key=lambda n: int(n.split("-")[1])):
-                self.sources[f"{ref}@{branch}"] = f"{ref}@{branch}"
+            steps = sorted(int(b.name[5:]) for b in refs.branches if re.fullmatch(r"step-\d+", b.name))
         except Exception as e:
             log.info("no Hub branches listed for %s: %s", ref, e)
+            return
+        if steps:  # the run's timeline, as the Hub keeps it
+            self.timelines[ref] = [Snapshot(f"step {n:,} (Hub branch)", f"{ref}@step-{n}", n) for n in steps]
+            for snap in self.timelines[ref]:
+                self.sources[f"{ref} @ {snap.label}"] = snap.source
 
     def load(self, name: str, source: str) -> LoadedModel:
         # On a GPU when there is one (ZeroGPU Spaces too: there CUDA is attached per call, see page.on_gpu).

@@ -90,7 +90,6 @@ class KVCache:
         self.keys = torch.zeros(shape, device=device, dtype=dtype)
         self.values = torch.zeros(shape, device=device, dtype=dtype)
         self.length = 0  # positions filled in every layer
-        self.capacity = config.block_size
 
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store the new positions' k, v of one layer; return that layer's keys/values so far."""
@@ -145,7 +144,7 @@ class CausalSelfAttention(nn.Module):
         self.dropout = config.dropout
         self.kernel = "auto"  # set by GPT.set_attention_kernel
 
-    def forward(self, x, cache: KVCache | None = None, layer: int = 0, need_weights: bool = False):
+    def forward(self, x, cache: KVCache | None = None, layer: int = 0, return_attention: bool = False):
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         # (B, T, C) -> (B, n_head, T, head_size): every head works on its own slice of channels.
@@ -156,7 +155,7 @@ class CausalSelfAttention(nn.Module):
             k, v = cache.append(layer, k, v)  # keys/values of positions 0 .. past+T-1
 
         fused = self.kernel == "fused" or (self.kernel == "auto" and q.device.type == "cuda")
-        if fused and not need_weights:
+        if fused and not return_attention:
             y = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=None if past == 0 or T == 1 else causal_mask(T, past, q.device),
                 is_causal=past == 0 and T > 1,
@@ -171,7 +170,7 @@ class CausalSelfAttention(nn.Module):
             weights = weights.to(v.dtype)  # under bf16 autocast softmax answers in fp32: halve the traffic
             y = self.attn_dropout(weights) @ v  # (B, nh, T, head_size)
         y = y.transpose(1, 2).reshape(B, T, C)  # the heads' outputs side by side again
-        return self.resid_dropout(self.proj(y)), (weights if need_weights else None)
+        return self.resid_dropout(self.proj(y)), (weights if return_attention else None)
 
 
 class MLP(nn.Module):
@@ -196,8 +195,8 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x, cache=None, layer=0, need_weights=False):
-        a, weights = self.attn(self.ln1(x), cache, layer, need_weights)
+    def forward(self, x, cache=None, layer=0, return_attention=False):
+        a, weights = self.attn(self.ln1(x), cache, layer, return_attention)
         x = x + a
         return x + self.mlp(self.ln2(x)), weights
 

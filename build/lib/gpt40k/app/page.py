@@ -1,0 +1,260 @@
+"""The Gradio page: the prompt and its controls, the live view (drawn in the browser by
+static/live.js from the step stream), the Model tab with the card, the training timeline and
+Compare, and the `generate` API endpoint."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import gradio as gr
+
+from .registry import LoadedModel, ModelRegistry
+from .request import GenerationRequest, LIMITS
+from .stepstream import end_message, start_message, step_message
+from .transcript import TIME_BUDGET_S, generate
+
+log = logging.getLogger("gpt40k.app")
+try:  # ZeroGPU Spaces attach a GPU only inside functions decorated with @spaces.GPU (generators too);
+    import spaces  # off ZeroGPU the decorator returns the function unchanged
+
+    on_gpu = spaces.GPU(duration=TIME_BUDGET_S)
+except ImportError:
+    def on_gpu(fn):
+        return fn
+STATIC = Path(__file__).with_name("static")
+EXAMPLES = ["In the grim darkness of the far future", "The Emperor protects", "Brother-Captain, the walls",
+            "And the daemon spoke:", "Sing, O Muse, of the wrath", "It was on the dark night"]
+YIELD_EVERY_S = 0.03  # how often new steps leave the server (the page paces what it shows itself)
+PAGE_CSS = """
+#gpt40k-title h1 {font-size: 1.35rem; margin: 0; display: inline;}
+#gpt40k-title p {margin: 0 0 0 .6em; color: #57534e; display: inline;}
+.gpt40k-warning {border-left: 4px solid #b91c1c; padding: .4em .8em; background: #fff1f1; color: #5f1111;}
+"""
+
+
+def live_view(stop_id: str, pace: int = 35, elem_id: str | None = None) -> gr.HTML:
+    """The live view component; ``stop_id``: the Stop button it freezes at once when clicked."""
+    return gr.HTML(value=None, html_template=(STATIC / "live.html").read_text(encoding="utf-8"),
+                   js_on_load=(STATIC / "live.js").read_text(encoding="utf-8"), apply_default_css=False,
+                   stop_id=stop_id, pace=pace, elem_id=elem_id)
+
+
+def page_css() -> str:
+    return PAGE_CSS + (STATIC / "live.css").read_text(encoding="utf-8")
+
+
+def stream_run(lm: LoadedModel, req: GenerationRequest, branch: tuple[str, str] | None = None,
+               keep: int = 0) -> Iterator[list[str] | dict]:
+    """The step stream of one run (see stepstream.py): batches [start, new steps...], then the end."""
+    pending: list[str] = []
+    start, transcript, last = None, None, 0.0
+    cfg = lm.model.config
+    try:
+        for transcript, event in generate(lm.model, lm.tokenizer, req, branch=branch):
+            if start is None:
+                start = start_message(transcript, model_name=lm.name, layers=cfg.n_layer, heads=cfg.n_head,
+                                      block=cfg.block_size, request=vars(req) | {"prompt": None},
+                                      branch=branch is not None, keep=keep)
+            pending.append(step_message(event))
+            if time.monotonic() - last >= YIELD_EVERY_S:
+                last = time.monotonic()
+                yield [start, *pending]
+                pending = []
+    except Exception as e:  # never a traceback on the page
+        log.exception("generation failed")
+        yield {"kind": "error", "message": f"Generation failed: {e}"}
+        return
+    if start is not None:
+        if pending:
+            yield [start, *pending]
+        yield end_message(start, transcript)
+
+
+def _error(message: str) -> dict:
+    return {"kind": "error", "message": message}
+
+
+def make_handlers(registry: ModelRegistry):
+    def write_with(model_name, prompt, max_new, temperature, top_k, top_p, seed):
+        try:
+            lm = registry.get(model_name)
+        except Exception as e:
+            yield _error(f"The model could not be loaded: {e}")
+            return
+        yield from stream_run(lm, GenerationRequest(prompt, max_new, temperature, top_k, top_p, seed))
+
+    write = on_gpu(write_with)
+
+    @on_gpu
+    def branch(model_name, max_new, temperature, top_k, top_p, seed, evt: gr.EventData):
+        """The page asks: continue ``text`` + ``char`` (a candidate the visitor clicked)."""
+        data = getattr(evt, "_data", None) or {}
+        text, char, keep = data.get("text"), data.get("char"), data.get("keep")
+        if not (isinstance(text, str) and isinstance(char, str) and len(char) == 1 and isinstance(keep, int)
+                and 0 <= keep <= LIMITS["max_new_chars"][1] and len(text) <= 100_000):
+            yield _error("This branch request is malformed: click a candidate under a finished text.")
+            return
+        try:
+            lm = registry.get(model_name)
+        except Exception as e:
+            yield _error(f"The model could not be loaded: {e}")
+            return
+        if char not in lm.tokenizer.stoi:
+            yield _error(f"The model does not know the character {char!r}: it cannot write it.")
+            return
+        req = GenerationRequest("", max_new, temperature, top_k, top_p, seed)
+        yield from stream_run(lm, req, branch=(text, char), keep=keep)
+
+    @on_gpu
+    def compare(name_a, name_b, prompt, max_new, temperature, seed):
+        """Both models, the same prompt and seed, streamed side by side."""
+        texts, notes = ["", ""], []
+        try:
+            runs = [generate(registry.get(n).model, registry.get(n).tokenizer,
+                             GenerationRequest(prompt, max_new, temperature, 0, 1.0, seed)) for n in (name_a, name_b)]
+            last = 0.0
+            for pair in _zip_longest(*runs):
+                for k, item in enumerate(pair):
+                    if item is not None:
+                        texts[k] = item[0].text
+                        notes = item[0].notes
+                if time.monotonic() - last >= YIELD_EVERY_S:
+                    last = time.monotonic()
+                    yield texts[0], texts[1], _notes_md(notes)
+        except Exception as e:
+            log.exception("compare failed")
+            yield texts[0], texts[1], f"⚠️ Compare failed: {e}"
+            return
+        yield texts[0], texts[1], _notes_md(notes)
+
+    @on_gpu
+    def timeline(model_name, label, prompt, max_new, temperature, seed):
+        entries = dict(registry.timeline(model_name))
+        yield from write_with(entries.get(label, model_name), prompt, max_new, temperature, 0, 1.0, seed)
+
+    def switch_model(model_name):
+        try:
+            lm = registry.get(model_name)
+        except Exception as e:
+            return f"⚠️ The model could not be loaded: {e}", gr.update()
+        labels = [label for label, _ in registry.timeline(model_name)]
+        return lm.card, gr.update(choices=labels, value=labels[0])
+
+    return write, branch, compare, timeline, switch_model
+
+
+def _zip_longest(*iterators):
+    iterators = [iter(i) for i in iterators]
+    while True:
+        items = [next(i, None) for i in iterators]
+        if all(item is None for item in items):
+            return
+        yield items
+
+
+def _notes_md(notes: list[str]) -> str:
+    return "\n\n".join(f"ℹ️ {n}" for n in notes)
+
+
+def api_generate(registry: ModelRegistry):
+    @on_gpu
+    def generate_text(prompt: str, max_new_chars: int = 300, temperature: float = 0.8, top_k: int = 0,
+                      top_p: float = 1.0, seed: int = 0) -> Iterator[dict]:
+        """Continue ``prompt`` with the page's default model. Streams {"text": ..., "notes": [...]}:
+        the text so far (prompt included, as cleaned) and what was changed in the request and why."""
+        lm = registry.get(registry.default)
+        req = GenerationRequest(prompt, max_new_chars, temperature, top_k, top_p, seed)
+        last, transcript = 0.0, None
+        for transcript, _ in generate(lm.model, lm.tokenizer, req):
+            if time.monotonic() - last >= YIELD_EVERY_S:
+                last = time.monotonic()
+                yield {"text": transcript.text, "notes": list(transcript.notes)}
+        if transcript is not None:
+            yield {"text": transcript.text, "notes": list(transcript.notes)}
+
+    return generate_text
+
+
+def build_ui(registry: ModelRegistry) -> gr.Blocks:
+    write, branch, compare, timeline, switch_model = make_handlers(registry)
+    default = registry.get(registry.default)
+    labels = [label for label, _ in registry.timeline(registry.default)]
+    with gr.Blocks(title="GPT-40k: watch a tiny GPT think") as demo:
+        gr.Markdown("# GPT-40k\nA character-level GPT writes one character at a time: watch each choice, and "
+                    "what every attention head looks at.", elem_id="gpt40k-title")
+        gr.Markdown(f"<div class='gpt40k-warning'>{registry.warning}</div>" if registry.warning else "",
+                    elem_id="gpt40k-warning", visible=bool(registry.warning))
+        with gr.Tab("Write"):
+            with gr.Row(equal_height=True):
+                prompt = gr.Textbox(value=EXAMPLES[0], show_label=False, lines=1, max_lines=4, scale=6,
+                                    placeholder="A prompt in the voice of the books", elem_id="gpt40k-prompt")
+                generate_btn = gr.Button("Generate", variant="primary", scale=1, min_width=110,
+                                         elem_id="gpt40k-generate")
+                stop_btn = gr.Button("Stop", variant="stop", scale=1, min_width=80, elem_id="gpt40k-stop")
+            with gr.Accordion("Settings: model, length, temperature, top-k, top-p, seed", open=False):
+                with gr.Row():
+                    model = gr.Dropdown(registry.choices, value=registry.default, label="Model",
+                                        elem_id="gpt40k-model", scale=2)
+                    max_new = gr.Number(300, label="New characters (1-2000)", precision=0,
+                                        elem_id="gpt40k-max-new")
+                    temperature = gr.Slider(0, 2, value=0.8, step=0.05, label="Temperature (0 = greedy)")
+                    top_k = gr.Slider(0, 200, value=0, step=1, label="Top-k (0 = off)")
+                    top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Top-p (1 = off)")
+                    seed = gr.Number(0, precision=0, label="Seed", elem_id="gpt40k-seed")
+            live = live_view("gpt40k-stop", elem_id="gpt40k-live")
+            gr.Examples([[e] for e in EXAMPLES], inputs=[prompt], label="Prompts to try")
+        with gr.Tab("Model"):
+            gr.Markdown("## How it learned: the training timeline\nThe same prompt and seed, written by snapshots "
+                        "of the run at different steps, and by the trained model.")
+            with gr.Row(equal_height=True):
+                snapshot = gr.Radio(labels, value=labels[0], label="Snapshot", scale=4, elem_id="gpt40k-snapshot")
+                tl_prompt = gr.Textbox(EXAMPLES[1], label="Prompt", scale=2)
+                tl_btn = gr.Button("Write", scale=1)
+                tl_stop = gr.Button("Stop", variant="stop", scale=1, elem_id="gpt40k-timeline-stop")
+            tl_live = live_view("gpt40k-timeline-stop", pace=120, elem_id="gpt40k-timeline")
+            gr.Markdown("## Compare two checkpoints\nThe same prompt and seed through both, side by side.")
+            early, late = registry.early_and_late()
+            with gr.Row():
+                model_a = gr.Dropdown(registry.choices, value=early, label="Model A", elem_id="gpt40k-model-a")
+                model_b = gr.Dropdown(registry.choices, value=late, label="Model B", elem_id="gpt40k-model-b")
+            with gr.Row(equal_height=True):
+                cmp_prompt = gr.Textbox(EXAMPLES[1], label="Prompt", scale=3)
+                cmp_chars = gr.Number(300, label="New characters", precision=0)
+                cmp_temp = gr.Slider(0, 2, value=0.8, step=0.05, label="Temperature")
+                cmp_seed = gr.Number(0, precision=0, label="Seed")
+                cmp_btn = gr.Button("Compare", elem_id="gpt40k-compare")
+            with gr.Row():
+                out_a = gr.Textbox(label="Model A", lines=12, elem_id="gpt40k-out-a")
+                out_b = gr.Textbox(label="Model B", lines=12, elem_id="gpt40k-out-b")
+            cmp_notes = gr.Markdown()
+            gr.Markdown("## The model card")
+            card = gr.Markdown(default.card, elem_id="gpt40k-card")
+
+        controls = [prompt, generate_btn, model, max_new, temperature, top_k, top_p, seed]
+        lock = lambda: [gr.update(interactive=False)] * len(controls)  # noqa: E731
+        unlock = lambda: [gr.update(interactive=True)] * len(controls)  # noqa: E731
+        inputs = [model, prompt, max_new, temperature, top_k, top_p, seed]
+        runs = []
+        for trigger in (generate_btn.click, prompt.submit):
+            locked = trigger(lock, None, controls, queue=False, api_visibility="private")
+            runs.append(locked.then(write, inputs, live, concurrency_id="page", concurrency_limit=4,
+                                    api_visibility="private"))
+            runs[-1].then(unlock, None, controls, queue=False, api_visibility="private")
+        live.branch(lock, None, controls, queue=False, api_visibility="private")
+        runs.append(live.branch(branch, [model, max_new, temperature, top_k, top_p, seed], live,
+                                concurrency_id="page", api_visibility="private"))
+        runs[-1].then(unlock, None, controls, queue=False, api_visibility="private")
+        stop_btn.click(unlock, None, controls, cancels=runs, queue=False, api_visibility="private")
+        model.change(switch_model, [model], [card, snapshot], api_visibility="private")
+
+        tl_inputs = [model, snapshot, tl_prompt, max_new, temperature, seed]
+        tl_run = tl_btn.click(timeline, tl_inputs, tl_live, concurrency_id="page", api_visibility="private")
+        tl_change = snapshot.change(timeline, tl_inputs, tl_live, concurrency_id="page", api_visibility="private")
+        tl_stop.click(None, cancels=[tl_run, tl_change], queue=False, api_visibility="private")
+        cmp_btn.click(compare, [model_a, model_b, cmp_prompt, cmp_chars, cmp_temp, cmp_seed], [out_a, out_b, cmp_notes],
+                      concurrency_id="page", api_visibility="private")
+        gr.api(api_generate(registry), api_name="generate", concurrency_id="api", concurrency_limit=2)
+    return demo

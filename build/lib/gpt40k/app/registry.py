@@ -1,0 +1,168 @@
+"""The models the page offers: the shipped checkpoints with their training snapshots, the one
+asked for with --model / GPT40K_MODEL, and its Hub step-N branches."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import SNAPSHOT_INFO_FILE, SNAPSHOTS_DIR, find_checkpoint, load_model
+from ..errors import GPT40kError
+from ..model import GPT
+from ..tokenizer import CharTokenizer
+
+log = logging.getLogger("gpt40k.app")
+SHIPPED_DIR = Path(__file__).resolve().parents[2] / "checkpoints"
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    model: GPT
+    tokenizer: CharTokenizer
+    folder: Path
+
+    @property
+    def card(self) -> str:
+        """The model card as markdown, its loss curve inlined (a relative image link would not load)."""
+        readme = self.folder / "README.md"
+        if not readme.exists():
+            return f"## {self.name}\n\nThis checkpoint has no model card."
+        text = re.sub(r"\A---\n.*?\n---\n", "", readme.read_text(encoding="utf-8"), flags=re.S)
+        curve = self.folder / "loss_curve.png"
+        inline = f"data:image/png;base64,{base64.b64encode(curve.read_bytes()).decode()}" if curve.exists() else ""
+        return re.sub(r"!\[([^\]]*)\]\(loss_curve\.png\)", (lambda m: f"![{m[1]}]({inline})") if inline else "", text)
+
+
+@dataclass
+class Snapshot:
+    label: str  # e.g. "step 58 (2%) · val 2.594"
+    source: str
+    step: int
+
+
+def find_snapshots(folder: Path) -> list[Snapshot]:
+    """The training snapshots kept beside a checkpoint (train.py --snapshot-every), oldest first."""
+    for base in (folder / SNAPSHOTS_DIR, folder.parent / SNAPSHOTS_DIR):
+        if base.is_dir():
+            break
+    else:
+        return []
+    snaps = []
+    for path in sorted(base.glob("step-*")):
+        try:
+            info = json.loads((path / SNAPSHOT_INFO_FILE).read_text(encoding="utf-8"))
+            step, val = int(info["step"]), float(info["val_loss"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        snaps.append(Snapshot(f"step {step:,} · val loss {val:.3f}", str(path), step))
+    return snaps
+
+
+@dataclass
+class ModelRegistry:
+    sources: dict[str, str] = field(default_factory=dict)  # display name -> folder or Hub id
+    timelines: dict[str, list[Snapshot]] = field(default_factory=dict)  # model name -> its snapshots
+    loaded: dict[str, LoadedModel] = field(default_factory=dict)
+    warning: str | None = None
+    default: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, name: str, source: str) -> None:
+        self.sources[name] = source
+        folder = Path(source)
+        if folder.exists():
+            snaps = find_snapshots(find_checkpoint(folder))
+            if snaps:
+                self.timelines[name] = snaps
+                final_step = max(s.step for s in snaps)
+                for s in snaps:
+                    self.sources[f"{name} @ {s.label}"] = s.source
+                log.info("%s: %d training snapshots (up to step %d)", name, len(snaps), final_step)
+
+    def add_shipped(self, folder: Path = SHIPPED_DIR) -> None:
+        for candidate in sorted(folder.iterdir()) if folder.is_dir() else []:
+            try:
+                find_checkpoint(candidate)
+            except GPT40kError:
+                continue
+            self.add(candidate.name, str(candidate))
+
+    def request(self, ref: str | None) -> None:
+        """Make ``ref`` (a folder or user/name[@rev]) the default; on failure keep a shipped one and say why."""
+        if ref and Path(ref).exists():  # a folder already on offer (say, a shipped one): not twice
+            same = [n for n, src in self.sources.items() if Path(src).resolve() == Path(ref).resolve()]
+            if same:
+                self.default = same[0]
+                self.get(self.default)
+                return
+        if ref:
+            try:
+                self.load(ref, ref)
+                self.add(ref, ref)
+                self.default = ref
+                self._add_hub_branches(ref)
+                return
+            except Exception as e:  # offline, missing, private, corrupt: the app still starts
+                self.warning = f"Could not load the model {ref!r}: {e} The page uses the shipped checkpoint instead."
+                log.warning(self.warning)
+        if not self.sources:
+            raise GPT40kError(f"no model to show: {SHIPPED_DIR} holds no checkpoint and none was given with "
+                              "--model or GPT40K_MODEL")
+        self.default = next(iter(self.sources))
+        self.get(self.default)
+
+    def _add_hub_branches(self, ref: str) -> None:
+        """Offer the step-N branches that --push-every made, to compare early and late models."""
+        if Path(ref).exists() or "@" in ref:
+            return
+        try:
+            from huggingface_hub import HfApi
+
+            refs = HfApi().list_repo_refs(ref)
+            steps = sorted(int(b.name[5:]) for b in refs.branches if re.fullmatch(r"step-\d+", b.name))
+        except Exception as e:
+            log.info("no Hub branches listed for %s: %s", ref, e)
+            return
+        if steps:  # the run's timeline, as the Hub keeps it
+            self.timelines[ref] = [Snapshot(f"step {n:,} (Hub branch)", f"{ref}@step-{n}", n) for n in steps]
+            for snap in self.timelines[ref]:
+                self.sources[f"{ref} @ {snap.label}"] = snap.source
+
+    def load(self, name: str, source: str) -> LoadedModel:
+        # On a GPU when there is one (ZeroGPU Spaces too: there CUDA is attached per call, see page.on_gpu).
+        model, tok, folder = load_model(source, device="cuda" if torch.cuda.is_available() else "cpu")
+        self.loaded[name] = LoadedModel(name, model, tok, folder)
+        return self.loaded[name]
+
+    def get(self, name: str | None) -> LoadedModel:
+        name = name if name in self.sources else self.default
+        with self._lock:  # two visitors asking for the same model load it once
+            return self.loaded.get(name) or self.load(name, self.sources[name])
+
+    @property
+    def choices(self) -> list[str]:
+        return list(self.sources)
+
+    def early_and_late(self) -> tuple[str, str]:
+        """Compare's default pair: the default model's earliest snapshot and the model itself
+        (the seed author's 1k-vs-50k picture), else the first two models."""
+        snaps = self.timelines.get(self.default or "")
+        if snaps:
+            return f"{self.default} @ {snaps[0].label}", self.default
+        names = self.choices
+        return names[0], names[1] if len(names) > 1 else names[0]
+
+    def timeline(self, name: str | None) -> list[tuple[str, str]]:
+        """(label, model name) for the snapshots of ``name``'s run, then ``name`` itself."""
+        base = name if name in self.timelines else next((n for n in self.timelines if (name or "").startswith(n + " @ ")), None)
+        if base is None:
+            return [("final", name or self.default)]
+        return [(s.label, f"{base} @ {s.label}") for s in self.timelines[base]] + [("trained (final)", base)]

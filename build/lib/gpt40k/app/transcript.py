@@ -1,0 +1,128 @@
+"""A generation, step by step, as the page shows it: each written character with the choice the
+model had, and for each character the model *read*, every head's attention over its context.
+
+Positions are absolute positions in the text the page shows (prompt first). Character ``p`` is
+read in the forward pass that follows its writing, so its attention row arrives one step after
+it: step 1 brings the rows of the whole prompt, step k the row of the character step k-1 wrote.
+Rows are kept as the model computed them when it first read the character: when the context
+window jumps (``gpt40k.generation``), earlier rows are recomputed, but the page shows the first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..generation import stream
+from ..model import GPT
+from ..tokenizer import CharTokenizer
+from .request import GenerationRequest, clamp_request, clean_prompt, clean_text
+
+TOP_N = 10  # candidates kept per step
+TIME_BUDGET_S = 60.0  # no request holds the model longer than this
+
+
+@dataclass
+class StepRecord:
+    """One written character and the choice it came from (probabilities after the knobs)."""
+
+    char: str
+    prob: float
+    candidates: list[tuple[str, float]]  # the TOP_N likeliest, best first
+
+
+@dataclass
+class AttentionRow:
+    """What every head looked at while reading the character at ``position``.
+
+    ``weights`` (layers, heads, position - first_key + 1) covers the keys first_key..position,
+    the context window at the time.
+    """
+
+    position: int
+    first_key: int
+    weights: np.ndarray
+
+
+@dataclass
+class StepEvent:
+    index: int  # 1-based step number within the transcript
+    step: StepRecord
+    rows: list[AttentionRow]
+
+
+@dataclass
+class Transcript:
+    prompt: str  # the text the run continues (for a branch: everything before the new steps)
+    notes: list[str] = field(default_factory=list)
+    steps: list[StepRecord] = field(default_factory=list)
+    rows: dict[int, AttentionRow] = field(default_factory=dict)
+    timed_out: bool = False
+
+    @property
+    def text(self) -> str:
+        return self.prompt + "".join(s.char for s in self.steps)
+
+    def add(self, event: StepEvent) -> None:
+        self.steps.append(event.step)
+        for row in event.rows:
+            self.rows[row.position] = row
+
+
+def _rows(attentions: list[torch.Tensor], last_position: int, window: int, count: int) -> list[AttentionRow]:
+    """The last ``count`` query rows of one forward pass. ``attentions``: per layer
+    (1, heads, T, window), where query i of T can see keys 0 .. window - T + i."""
+    stacked = torch.stack([a[0] for a in attentions]).float().cpu().numpy()  # (layers, heads, T, window)
+    T = stacked.shape[2]
+    first_key = last_position - window + 1
+    rows = []
+    for i in range(T - count, T):
+        position = last_position - (T - 1 - i)
+        rows.append(AttentionRow(position, first_key, stacked[:, :, i, : position - first_key + 1]))
+    return rows
+
+
+def _record(probs: torch.Tensor, token: int, tok: CharTokenizer) -> StepRecord:
+    top = torch.topk(probs, min(TOP_N, probs.numel()))
+    candidates = [(tok.chars[int(i)], float(p)) for p, i in zip(top.values.tolist(), top.indices.tolist()) if p > 0]
+    return StepRecord(tok.chars[token], float(probs[token]), candidates)
+
+
+def generate(model: GPT, tok: CharTokenizer, req: GenerationRequest, *, branch: tuple[str, str] | None = None,
+             time_budget_s: float = TIME_BUDGET_S) -> Iterator[tuple[Transcript, StepEvent]]:
+    """Yield the growing Transcript and the newest StepEvent after each written character.
+
+    ``branch=(text, char)`` continues ``text + char`` instead of the prompt: a visitor forced
+    ``char`` where the model wrote something else. Its first event carries only the forced
+    character's row (the rows before it were sent with the original run).
+    """
+    req, notes = clamp_request(req)
+    block = model.config.block_size
+    if branch is None:
+        ids, prompt, prompt_notes = clean_prompt(req.prompt, tok, block)
+        rows_first = len(ids)
+    else:
+        text, branch_notes = clean_text(branch[0] + branch[1], tok)
+        prompt, prompt_notes = text or "\n", branch_notes
+        ids = tok.encode(prompt)  # the window keeps the last block_size of them
+        rows_first = 1
+    transcript = Transcript(prompt, prompt_notes + notes)
+    generator = torch.Generator(model.device).manual_seed(req.seed)  # per request: users never share one
+    steps = stream(model, ids, req.max_new_chars, temperature=req.temperature, top_k=req.top_k or None,
+                   top_p=req.top_p if req.top_p < 1 else None, generator=generator, return_attention=True)
+    deadline = time.monotonic() + time_budget_s
+    for i, step in enumerate(steps):
+        last_read = len(prompt) - 1 + i
+        rows = _rows(step.attentions, last_read, step.window, rows_first if i == 0 else 1)
+        token = int(step.token[0])
+        event = StepEvent(i + 1, _record(step.probs[0], token, tok), rows)
+        transcript.add(event)
+        yield transcript, event
+        if time.monotonic() > deadline:
+            transcript.timed_out = True
+            transcript.notes.append(f"Stopped after {time_budget_s:g} s (the time one request may take).")
+            return

@@ -1,0 +1,107 @@
+"""``python train.py``: the training command line, generated from TrainConfig."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+from .checkpoint import ARGS_FILE, STATE_FILE, CheckpointError
+from .config import PRESETS, TrainConfig, add_config_arguments, build_config
+from .errors import ConfigError, GPT40kError
+
+PUSH_FAILED = 3  # training finished and is saved, but the upload did not happen
+
+EXAMPLES = """examples:
+  python train.py --data books/ --preset cpu --out runs/mine
+  python train.py --data books/ --preset seed --out /kaggle/working/run1
+  python train.py --resume /kaggle/working/run1
+  python train.py --data books/ --preset seed --out run1 --push-to-hub user/gpt40k-mine --push-training-state
+  python train.py --resume hub:user/gpt40k-mine --data books/
+  torchrun --nproc_per_node=2 train.py --data books/ --preset seed --out run2
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="train.py", description="Train a character-level GPT on your own books.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=list(PRESETS), default="seed",
+                        help="starting values for every flag below (default: seed)")
+    parser.add_argument("--resume", metavar="RUN",
+                        help="continue a run from its folder (or its latest/ checkpoint), or from a Hub "
+                             "repository pushed with --push-training-state: hub:USER/NAME[@rev]; "
+                             "flags given override the saved ones")
+    add_config_arguments(parser)
+    return parser
+
+
+def fetch_from_hub(ref: str, out: str | None) -> Path:
+    """Download ``last-checkpoint/`` of a Hub repository into a local run folder; return the folder."""
+    from .checkpoint import atomic_folder
+    from .hub import download_resumable, parse_repo_ref
+
+    downloaded = download_resumable(ref)
+    run_dir = Path(out or Path("runs") / parse_repo_ref(ref)[0].split("/")[1])
+    with atomic_folder(run_dir / "latest") as tmp:
+        shutil.copytree(downloaded, tmp, dirs_exist_ok=True)
+        if (tmp / "metrics.jsonl").exists():
+            (tmp / "metrics.jsonl").unlink()
+    if (downloaded / "metrics.jsonl").exists():
+        shutil.copyfile(downloaded / "metrics.jsonl", run_dir / "metrics.jsonl")
+    return run_dir
+
+
+def find_resumable(path: str) -> tuple[Path, Path]:
+    """(checkpoint folder holding training_state.pt, the run folder it belongs to)."""
+    path = Path(path).expanduser()
+    for folder in (path / "latest", path / "latest.old", path):
+        if (folder / STATE_FILE).is_file():
+            return folder, (path if folder != path else path.parent)
+    raise CheckpointError(f"{path} holds nothing to resume: expected a run folder with latest/{STATE_FILE}")
+
+
+def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
+    given = {k: v for k, v in vars(args).items() if k not in ("preset", "resume")}
+    if args.resume is None:
+        if not given.get("data"):
+            raise ConfigError("no training data: pass --data with text files, a folder or a glob "
+                              "(or --resume RUN to continue a run)")
+        return build_config(args.preset, given), None
+    resume = args.resume
+    if resume.startswith("hub:"):  # a run pushed with --push-training-state, e.g. on another machine
+        resume = str(fetch_from_hub(resume[len("hub:"):], given.get("out")))
+    folder, run_dir = find_resumable(resume)
+    args_path = folder / ARGS_FILE
+    try:
+        saved = json.loads(args_path.read_text(encoding="utf-8"))
+        if not isinstance(saved, dict):
+            raise ValueError("not a JSON object")
+        saved["out"] = str(run_dir)
+        return TrainConfig(**{**saved, **given}), folder
+    except (OSError, ValueError, TypeError) as e:  # missing, edited by hand, from another version
+        raise ConfigError(f"{args_path} cannot be read as this run's arguments ({e}). Restore it, or start a "
+                          "new run with --data ... --out NEW_FOLDER") from None
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .trainer import Trainer  # after parsing: --help stays fast
+
+    trainer = None
+    try:
+        cfg, resume_from = resolve_config(args)
+        trainer = Trainer(cfg, resume_from)
+        result = trainer.run()
+    except GPT40kError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if trainer is not None:
+            trainer.close()
+    if result.signal_name:  # the shell convention: 128 + the signal's number
+        return 128 + int(getattr(signal, result.signal_name))
+    return PUSH_FAILED if result.push_error else 0

@@ -1,0 +1,140 @@
+"""Sampling, one character at a time, with a KV cache and an optional look at the attention.
+
+The context window. The model learned positions 0..block_size-1, so it conditions on at most
+the last ``block_size`` characters, like the seed. While the text fits, every new character
+costs one cached position. When the window is full, the positions of everything in it would
+shift by one, which invalidates every cached key and value; so the window *jumps*: it drops
+its ``slide`` oldest characters and recomputes the cache for the rest in one batched pass.
+
+- ``slide=1`` reproduces the seed exactly: always the last ``block_size`` characters, at the
+  price of a full recompute for each character once the window is full.
+- a larger ``slide`` (default ``block_size // 4``) keeps between ``block_size - slide + 1``
+  and ``block_size`` characters of context and recomputes once every ``slide`` characters.
+
+Either way the logits of each step equal a full forward pass over that step's window
+(tests/test_generation.py checks both, below and beyond block_size).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .errors import GPT40kError
+from .model import GPT
+
+
+class GenerationError(GPT40kError, ValueError):
+    """Sampling cannot go on; the message says why."""
+
+
+@dataclass
+class Step:
+    token: torch.Tensor  # (B,) the sampled ids
+    probs: torch.Tensor  # (B, vocab) the distribution it was sampled from, after the knobs
+    logits: torch.Tensor  # (B, vocab) raw logits, before the knobs
+    window: int  # characters of context the step conditioned on
+    attentions: list[torch.Tensor] | None  # per layer (B, n_head, T_new, window), when asked for
+
+
+def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
+    if not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be a number >= 0 (0 means greedy), got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be >= 1 (or None for no limit), got {top_k}")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+
+
+def next_token_distribution(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+                            top_p: float | None = None) -> torch.Tensor:
+    """Probabilities (B, V) after temperature, top-k and nucleus (top-p) filtering.
+
+    ``temperature`` 0 (or below 0.001) is greedy: all the mass on the most likely token.
+    """
+    logits = logits.float()
+    if temperature < 1e-3:  # 0 is greedy; below 1e-3 the division overflows, and the answer is greedy anyway
+        return F.one_hot(logits.argmax(-1), logits.size(-1)).float()
+    logits = logits / temperature
+    if top_k is not None and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = F.softmax(logits, dim=-1)
+    if top_p is not None and top_p < 1.0:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        # Keep the smallest prefix whose mass reaches top_p: a token stays if the mass before it is < top_p.
+        before = sorted_probs.cumsum(-1) - sorted_probs
+        sorted_probs = sorted_probs.masked_fill(before >= top_p, 0.0)
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+        probs = probs / probs.sum(-1, keepdim=True)
+    return probs
+
+
+def default_slide(block_size: int) -> int:
+    return max(1, block_size // 4)
+
+
+class SlidingWindow:
+    """Feeds tokens to the model through a KV cache, moving the window as described above."""
+
+    def __init__(self, model: GPT, batch_size: int, slide: int | None = None):
+        block = model.config.block_size
+        self.slide = default_slide(block) if slide is None else slide
+        if not 1 <= self.slide <= block:
+            raise ValueError(f"slide must be between 1 and block_size ({block}), got {self.slide}")
+        self.model = model
+        self.cache = model.new_cache(batch_size)
+        self.window: torch.Tensor | None = None  # (B, cache.length) the tokens in the cache
+
+    def feed(self, tokens: torch.Tensor, return_attention: bool = False):
+        """Add ``tokens`` (B, T) after what came before; return the forward output of the new positions."""
+        block = self.model.config.block_size
+        joined = tokens if self.window is None else torch.cat([self.window, tokens], dim=1)
+        if self.window is not None and joined.size(1) <= block:
+            out = self.model(tokens, cache=self.cache, return_attention=return_attention)
+        else:  # first call, or the window is full: recompute the cache from the kept characters
+            keep = block if self.window is None else block + 1 - self.slide
+            if joined.size(1) > block:
+                joined = joined[:, -keep:]
+            self.cache.reset()
+            out = self.model(joined, cache=self.cache, return_attention=return_attention)
+        self.window = joined
+        return out
+
+
+@torch.inference_mode()
+def stream(model: GPT, prompt: torch.Tensor | Sequence[int], max_new_tokens: int, *,
+           temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+           generator: torch.Generator | None = None, slide: int | None = None,
+           return_attention: bool = False) -> Iterator[Step]:
+    """Yield one ``Step`` per new character. ``prompt`` is (B, T) or a list of ids (B = 1).
+
+    Runs the model in eval mode and restores its mode afterwards. Pass a ``generator``
+    (on the model's device) to make sampling reproducible and independent of other callers.
+    """
+    check_sampling(temperature, top_k, top_p)
+    idx = torch.as_tensor(prompt, dtype=torch.long, device=model.device)
+    idx = idx.unsqueeze(0) if idx.dim() == 1 else idx
+    if idx.size(1) == 0:
+        raise ValueError("the prompt is empty: give at least one character (a newline is a good start)")
+    was_training = model.training
+    model.eval()
+    try:
+        window = SlidingWindow(model, idx.size(0), slide)
+        out = window.feed(idx, return_attention)
+        for i in range(max_new_tokens):
+            logits = out.logits[:, -1, :]
+            probs = next_token_distribution(logits, temperature, top_k, top_p)
+            if not torch.isfinite(probs).all():
+                raise GenerationError("the model's outputs are not finite numbers (nan or inf): its weights have "
+                                      "diverged. Use an earlier checkpoint (a run's best/)")
+            token = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+            yield Step(token, probs, logits, window.window.size(1), out.attentions)
+            if i + 1 < max_new_tokens:
+                out = window.feed(token[:, None], return_attention)
+    finally:
+        model.train(was_training)

@@ -1,0 +1,218 @@
+"""Publishing to and pulling from the Hugging Face Hub, through ``huggingface_hub``'s public API.
+
+A GPT-40k repository holds a checkpoint folder at its root (config.json, model.safetensors,
+tokenizer.json, README.md, loss_curve.png). With --push-training-state it also holds
+``last-checkpoint/`` (the run's latest/ folder, training_state.pt included), as the
+Transformers Trainer does, so ``--resume hub:user/name`` continues on another machine.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from .checkpoint import CheckpointError, find_checkpoint
+from .errors import GPT40kError
+from .model import CONFIG_FILE, WEIGHTS_FILE
+from .tokenizer import TOKENIZER_FILE
+
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+CHECKPOINT_FILES = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE)
+MODEL_FILES = [*CHECKPOINT_FILES, "README.md", "*.png"]
+RESUME_DIR = "last-checkpoint"
+
+
+class HubError(GPT40kError, RuntimeError):
+    """Talking to the Hub failed; the message says what failed and how to fix it."""
+
+
+def parse_repo_ref(ref: str) -> tuple[str, str | None]:
+    """``"user/name@rev"`` -> ``("user/name", "rev")``; the revision is optional."""
+    repo_id, _, revision = ref.partition("@")
+    if not REPO_ID.match(repo_id):
+        raise HubError(f"{ref!r} is neither an existing folder nor a Hub repository id like 'user/name[@revision]'")
+    return repo_id, revision or None
+
+
+# ---- the token --------------------------------------------------------------------------
+def find_token() -> str | None:
+    """HF_TOKEN, else the token saved by `hf auth login`, else a Kaggle secret named HF_TOKEN."""
+    from huggingface_hub import get_token
+
+    token = get_token()  # reads HF_TOKEN first, then the saved login
+    if token:
+        return token
+    if os.environ.get("KAGGLE_KERNEL_RUN_TYPE") or os.environ.get("KAGGLE_URL_BASE"):
+        try:
+            from kaggle_secrets import UserSecretsClient  # present only inside Kaggle notebooks
+
+            return UserSecretsClient().get_secret("HF_TOKEN") or None
+        except Exception:  # no such secret, or secrets not attached to this notebook
+            return None
+    return None
+
+
+def _redact(text: str, token: str | None) -> str:
+    return text.replace(token, "***") if token else text
+
+
+# ---- pulling ----------------------------------------------------------------------------
+def download(repo_id: str, revision: str | None, allow_patterns: list[str], token=None, cache_dir=None) -> Path:
+    """snapshot_download with each failure turned into a HubError that says what to do."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError)
+
+    where = repo_id + (f" (revision {revision})" if revision else "")
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=allow_patterns, token=token,
+                                      cache_dir=cache_dir, library_name="gpt40k"))
+    except RevisionNotFoundError:
+        raise HubError(f"{repo_id} has no revision {revision!r}: check the branch or tag name") from None
+    except GatedRepoError:
+        raise HubError(f"{where} is gated: accept its terms on the Hub and log in (HF_TOKEN)") from None
+    except RepositoryNotFoundError:
+        raise HubError(f"{where} was not found on the Hub, or it is private and no valid token was given "
+                       "(set HF_TOKEN or run `hf auth login`)") from None
+    except LocalEntryNotFoundError:
+        raise HubError(f"{where} is not in the local Hugging Face cache and the Hub cannot be reached "
+                       "(offline, or HF_HUB_OFFLINE=1): connect, or pass a local folder") from None
+    except (HfHubHTTPError, OSError) as e:
+        raise HubError(f"downloading {where} failed: {_redact(str(e), token)}") from None
+    except Exception as e:  # httpx network errors and the like
+        raise HubError(f"downloading {where} failed, the Hub could not be reached: "
+                       f"{type(e).__name__}: {_redact(str(e), token)}") from None
+
+
+def resolve_model_dir(name_or_path: str, revision: str | None = None, token: str | bool | None = None,
+                      cache_dir: str | None = None) -> Path:
+    """A local folder holding the checkpoint: the path itself, or a download from the Hub."""
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        return find_checkpoint(path)
+    try:
+        repo_id, ref_revision = parse_repo_ref(name_or_path)
+        folder = download(repo_id, revision or ref_revision, MODEL_FILES, token, cache_dir)
+    except HubError as e:  # "runs/mine" may be a mistyped folder as well as a Hub id: say both
+        raise HubError(f"{name_or_path} is no folder here (no such path), and as a Hub model: {e}") from None
+    try:
+        return find_checkpoint(folder)
+    except CheckpointError:
+        raise CheckpointError(f"{repo_id} is not a GPT-40k model: it has no config.json "
+                              "(a GPT-40k repository holds config.json, model.safetensors and tokenizer.json)") from None
+
+
+def download_resumable(ref: str, token=None, cache_dir=None) -> Path:
+    """The ``last-checkpoint/`` folder of ``user/name[@rev]``, for --resume hub:user/name."""
+    repo_id, revision = parse_repo_ref(ref)
+    folder = download(repo_id, revision, [f"{RESUME_DIR}/*"], token or find_token(), cache_dir) / RESUME_DIR
+    if not (folder / "training_state.pt").is_file():
+        raise HubError(f"{repo_id} holds no {RESUME_DIR}/ to resume from: push with --push-training-state")
+    return folder
+
+
+# ---- pushing ----------------------------------------------------------------------------
+def _push_error(e: Exception, repo_id: str, token: str | None) -> HubError:
+    from huggingface_hub.errors import HfHubHTTPError
+
+    status = getattr(getattr(e, "response", None), "status_code", None)
+    if status == 401:
+        why = "the Hub rejected the token (invalid or expired): make a new write token at hf.co/settings/tokens"
+    elif status == 403:
+        why = (f"the token may not write to {repo_id} (a read-only token, or a namespace that is not yours): "
+               "use a token with write access")
+    elif isinstance(e, ValueError):  # the client's own checks, e.g. of the README's metadata
+        why = f"the Hub refused it: {_redact(str(e), token)}"
+    elif isinstance(e, HfHubHTTPError):
+        why = f"the Hub answered with an error: {_redact(str(e), token)}"
+    else:
+        why = f"the Hub could not be reached ({type(e).__name__}: {_redact(str(e), token)}); check the network"
+    return HubError(f"pushing to {repo_id} failed: {why}")
+
+
+def push_folder(folder: str | Path, repo_id: str, *, commit_message: str, private: bool = False,
+                branch: str | None = None, token: str | None = None,
+                training_state: str | Path | None = None, extra_files: dict[str, Path] | None = None) -> str:
+    """Upload a checkpoint folder to the root of ``repo_id`` (creating the repository if needed)
+    in one commit, optionally with a resumable folder under last-checkpoint/ and ``extra_files``
+    (path in the repository -> local file). Returns the commit URL."""
+    from huggingface_hub import HfApi
+
+    parse_repo_ref(repo_id)
+    token = token or find_token()
+    if not token:
+        raise HubError(f"pushing to {repo_id} failed: no Hugging Face token found. Set HF_TOKEN, run "
+                       "`hf auth login`, or on Kaggle add a secret named HF_TOKEN")
+    api = HfApi(token=token, library_name="gpt40k")
+    with tempfile.TemporaryDirectory() as staging:  # one folder, one commit: never half a model
+        staging = Path(staging)
+        shutil.copytree(folder, staging, dirs_exist_ok=True)
+        if training_state is not None:
+            shutil.copytree(training_state, staging / RESUME_DIR)
+        for path_in_repo, local in (extra_files or {}).items():
+            (staging / path_in_repo).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(local, staging / path_in_repo)
+        try:
+            api.create_repo(repo_id, private=private, exist_ok=True)
+            if branch:
+                api.create_branch(repo_id, branch=branch, exist_ok=True)
+            info = api.upload_folder(repo_id=repo_id, folder_path=staging, revision=branch,
+                                     commit_message=commit_message)
+        except Exception as e:  # every failure becomes a clear message; nothing local is touched
+            raise _push_error(e, repo_id, token) from None
+    return str(info.commit_url)
+
+
+def push_model(model, repo_id: str, tokenizer=None, *, commit_message: str = "Upload GPT-40k model",
+               private: bool = False, branch: str | None = None, token: str | None = None) -> str:
+    """``GPT.push_to_hub``: save to a temporary folder and upload it."""
+    from .checkpoint import save_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        save_model(model, Path(tmp) / "model", tokenizer)
+        return push_folder(Path(tmp) / "model", repo_id, commit_message=commit_message, private=private,
+                           branch=branch, token=token)
+
+
+def push_run(run_dir: str | Path, repo_id: str, *, private: bool = False, with_training_state: bool = False,
+             token: str | None = None) -> str:
+    """Push a run's best checkpoint, with a fresh model card, to the main branch of ``repo_id``."""
+    from .card import write_card
+    from .checkpoint import load_training_state
+
+    run_dir = Path(run_dir)
+    best = find_checkpoint(run_dir)
+    write_card(best, run_dir if best != run_dir else None, repo_id)
+    message = "Upload GPT-40k model"
+    latest = run_dir / "latest"
+    if (latest / "training_state.pt").is_file():
+        state = load_training_state(latest)
+        if state.get("best_val") is not None:
+            message = (f"Best checkpoint: step {state['best_step']}, val loss {state['best_val']:.4f} "
+                       f"(trained {state['step']} steps)")
+    elif with_training_state:
+        raise HubError(f"{run_dir} has no latest/training_state.pt to push with the training state")
+    extra = {}
+    if with_training_state and (run_dir / "metrics.jsonl").is_file():  # the loss curve goes on after a resume
+        extra[f"{RESUME_DIR}/metrics.jsonl"] = run_dir / "metrics.jsonl"
+    return push_folder(best, repo_id, commit_message=message, private=private, token=token,
+                       training_state=latest if with_training_state else None, extra_files=extra)
+
+
+def push_snapshot(run_dir: str | Path, repo_id: str, step: int, val_loss: float, *, private: bool = False,
+                  token: str | None = None) -> str:
+    """Push the run's latest weights to the branch ``step-N`` (for --push-every)."""
+    from .card import write_card
+
+    run_dir = Path(run_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        snapshot = Path(tmp) / f"step-{step}"
+        snapshot.mkdir()
+        for name in CHECKPOINT_FILES:
+            shutil.copyfile(run_dir / "latest" / name, snapshot / name)
+        write_card(snapshot, run_dir, repo_id)
+        return push_folder(snapshot, repo_id, branch=f"step-{step}", private=private, token=token,
+                           commit_message=f"Snapshot at step {step}, val loss {val_loss:.4f}")

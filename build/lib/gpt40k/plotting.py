@@ -1,0 +1,44 @@
+"""The loss curve picture, drawn from metrics.jsonl with matplotlib's file-only backend."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def plot_loss_curve(metrics_path: str | Path, png_path: str | Path, title: str = "GPT-40k training") -> None:
+    """Train and val loss against step; the best val loss marked. Written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed, and safe in any thread
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(metrics_path)
+    if not rows:
+        return
+    steps = [r["step"] for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    ax.plot(steps, [r["train_loss"] for r in rows], label="train", color="#4c72b0")
+    ax.plot(steps, [r["val_loss"] for r in rows], label="val", color="#c44e52")
+    best = min(rows, key=lambda r: r["val_loss"])
+    ax.scatter([best["step"]], [best["val_loss"]], color="#c44e52", zorder=3,
+               label=f"best val {best['val_loss']:.3f} @ {best['step']}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy loss (nats/char)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    png_path = Path(png_path)
+    tmp = png_path.with_name(f".{png_path.name}.tmp-{os.getpid()}.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, png_path)

@@ -1,0 +1,143 @@
+"""Where and how training runs: device, mixed precision, and torchrun's distributed setup."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from .errors import DeviceError
+
+
+def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
+    """``auto`` prefers CUDA, then Apple's MPS, then the CPU; an unavailable choice is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank)
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError("--device cuda was asked for, but PyTorch sees no CUDA GPU "
+                               "(check the driver and that a CUDA build of torch is installed), or use --device cpu")
+        return torch.device("cuda", local_rank)
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError("--device mps was asked for, but MPS is not available on this machine; use --device cpu")
+    return torch.device(name)
+
+
+def describe_hardware(device: torch.device, world_size: int = 1) -> str:
+    """E.g. "2 x Tesla T4" or "AMD EPYC (2 threads)", for run summaries and model cards."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    elif device.type == "mps":
+        name = "Apple MPS"
+    else:
+        name = platform.processor() or platform.machine()
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as f:
+                name = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), name)
+        except OSError:
+            pass
+        threads = torch.get_num_threads()
+        name = f"{name} ({threads} thread{'s' if threads != 1 else ''})"
+    return f"{world_size} x {name}" if world_size > 1 else name
+
+
+def cpu_features() -> list[str]:
+    """The CPU's vector extensions that decide speed here: AVX2, AVX-512, AVX512-BF16, AMX."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = set(next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), []))
+    except OSError:
+        return []
+    names = {"avx2": "AVX2", "fma": "FMA", "avx512f": "AVX-512", "avx512_bf16": "AVX512-BF16", "amx_bf16": "AMX"}
+    return [label for flag, label in names.items() if flag in flags]
+
+
+def cpu_supports_bf16() -> bool:
+    """True where the CPU has native bf16 matrix instructions (AVX512-BF16 or AMX); elsewhere
+    bf16 autocast is emulated and slower than fp32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def cuda_has_native_bf16(device: torch.device) -> bool:
+    """Compute capability 8.0+ (Ampere, Hopper...). Not ``torch.cuda.is_bf16_supported()``: it
+    counts emulation and answers True on a T4 (7.5), where bf16 autocast is slower than fp16."""
+    return torch.cuda.get_device_capability(device) >= (8, 0)
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """The autocast dtype. ``auto``: bf16 on GPUs that have it (Ampere+) and on CPUs with native
+    bf16; fp16 (with a gradient scaler) on older GPUs such as Kaggle's T4; fp32 otherwise."""
+    if name != "auto":
+        dtype = getattr(torch, name)
+        if dtype == torch.float16 and device.type == "cpu":
+            raise DeviceError("--dtype float16 is for GPUs; on the CPU use bfloat16 or float32")
+        if dtype == torch.bfloat16 and device.type == "cuda" and not cuda_has_native_bf16(device):
+            raise DeviceError(f"{torch.cuda.get_device_name(device)} has no native bfloat16 (it needs compute "
+                              "capability 8.0, Ampere or newer; bf16 would be emulated and slow): "
+                              "use --dtype float16 (or auto)")
+        return dtype
+    if device.type == "cuda":
+        return torch.bfloat16 if cuda_has_native_bf16(device) else torch.float16
+    if device.type == "cpu" and cpu_supports_bf16():
+        return torch.bfloat16
+    return torch.float32
+
+
+def autocast(device: torch.device, dtype: torch.dtype):
+    """Mixed precision for the forward pass; weights and optimizer state stay in fp32."""
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def setup_distributed(device_name: str) -> tuple[DistInfo, torch.device]:
+    """Join torchrun's process group when launched by it (NCCL on CUDA, gloo on CPU)."""
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return DistInfo(), resolve_device(device_name)
+    info = DistInfo(int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", 0)), int(os.environ["WORLD_SIZE"]))
+    device = resolve_device(device_name, info.local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend=backend, device_id=device if backend == "nccl" else None)
+    return info, device
+
+
+def cleanup_distributed(info: DistInfo) -> None:
+    if info.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
+    """True on every rank if ``flag`` is true on any, so all ranks stop at the same step."""
+    if not info.enabled:
+        return flag
+    t = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())

@@ -1,0 +1,71 @@
+"""Generate text from a checkpoint, streaming it to the terminal.
+
+    python -m gpt40k.sample runs/mine --prompt "The Emperor" --chars 500 --temperature 0.8
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+from .checkpoint import load_model
+from .errors import GPT40kError
+from .generation import check_sampling, stream
+from .runtime import resolve_device
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m gpt40k.sample", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", help="checkpoint folder, run folder (its best checkpoint) or Hub id user/name[@rev]")
+    p.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
+    p.add_argument("--chars", type=int, default=500, help="characters to generate (default: 500)")
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy; higher = wilder (default: 0.8)")
+    p.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest characters only")
+    p.add_argument("--top-p", type=float, default=None, help="sample among the likeliest characters whose "
+                                                            "probabilities add up to p (nucleus)")
+    p.add_argument("--seed", type=int, default=None, help="random seed, for reproducible text")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.chars < 0:
+            raise ValueError(f"--chars must not be negative, got {args.chars}")
+        check_sampling(args.temperature, args.top_k, args.top_p)
+        device = resolve_device(args.device)
+        model, tok, _ = load_model(args.checkpoint, device=device)
+    except (GPT40kError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    encoded = tok.encode_array(args.prompt or "\n", unknown="drop")
+    if encoded.unknown:
+        print(f"note: left out characters the model does not know: {''.join(encoded.unknown)!r}", file=sys.stderr)
+    prompt = encoded.ids.tolist() or tok.encode("\n", unknown="replace")
+    generator = torch.Generator(device)
+    if args.seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(args.seed)
+    out = sys.stdout
+    out.write(tok.decode(prompt))
+    try:
+        for step in stream(model, prompt, args.chars, temperature=args.temperature, top_k=args.top_k,
+                           top_p=args.top_p, generator=generator):
+            out.write(tok.decode([int(step.token[0])]))
+            out.flush()
+    except KeyboardInterrupt:
+        pass
+    except GPT40kError as e:
+        print(f"\nerror: {e}", file=sys.stderr)
+        return 1
+    out.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,124 @@
+"""Deploy the demo as a Hugging Face Space, through the Hub's upload API (no git push).
+
+    python -m gpt40k.space deploy USER/SPACE [--model USER/MODEL] [--hardware zero-a10g] [--private]
+
+Creates the Space (Gradio SDK) or updates it, and uploads in one commit exactly what it needs:
+app.py, the gpt40k package, requirements.txt, the shipped checkpoints and a README whose front
+matter configures the Space. Binary files (weights, pictures) go through the upload API, which
+stores them the way the Hub requires; a plain `git push` of this repository is refused. With
+--model the Space variable GPT40K_MODEL makes it show that model; --token-secret also stores your
+token as the Space secret HF_TOKEN (for a private model), and it is never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from .errors import GPT40kError
+from .hub import HubError, _push_error, find_token, parse_repo_ref
+
+ROOT = Path(__file__).resolve().parents[1]
+# What the Space runs: paths relative to the repository root (folders are copied whole, minus caches).
+SPACE_FILES = ["app.py", "requirements.txt", "requirements-train.txt", "gpt40k", "checkpoints", ".gitattributes"]
+HARDWARE = ["cpu-basic", "cpu-upgrade", "zero-a10g", "t4-small", "t4-medium", "l4x1", "a10g-small", "a10g-large"]
+SPACE_BODY = """
+# GPT-40k
+
+A tiny character-level GPT writes one character at a time; watch each choice and what every
+attention head looks at. Made with GPT-40k, a kit to train one on your own books and show it like this.
+"""
+
+
+def space_readme(model: str | None) -> str:
+    """The Space's README: this repository's front matter (the one source of truth), its model listed."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.match(r"\A---\n(.*?)\n---\n", text, re.S)
+    if not match:
+        raise GPT40kError("README.md has no front matter to configure the Space with")
+    front = match.group(1)
+    if model:
+        front = re.sub(r"^models:.*$", f"models: [{parse_repo_ref(model)[0]}]", front, flags=re.M)
+    return f"---\n{front}\n---\n{SPACE_BODY}"
+
+
+def stage(folder: Path, model: str | None) -> list[str]:
+    """Copy what the Space needs into ``folder``; return the files, relative paths, sorted."""
+    for name in SPACE_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, folder / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        elif src.exists():
+            shutil.copyfile(src, folder / name)
+    (folder / "README.md").write_text(space_readme(model), encoding="utf-8")
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def deploy(space_id: str, *, model: str | None = None, hardware: str | None = None, private: bool = False,
+           token_secret: bool = False, token: str | None = None, log=print) -> str:
+    """Create or update the Space; return its URL. Every failure is a HubError saying what to do."""
+    from huggingface_hub import HfApi
+
+    repo_id, revision = parse_repo_ref(space_id)
+    if revision:
+        raise HubError("give the Space as USER/NAME, without @revision")
+    if model:
+        parse_repo_ref(model)
+    token = token or find_token()
+    if not token:
+        raise HubError(f"deploying {repo_id} failed: no Hugging Face token found. Set HF_TOKEN or run "
+                       "`hf auth login` (a token with write access)")
+    api = HfApi(token=token, library_name="gpt40k")
+    with tempfile.TemporaryDirectory() as tmp:
+        files = stage(Path(tmp), model)
+        log(f"uploading {len(files)} files to the Space {repo_id}")
+        try:
+            url = api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True,
+                                  space_hardware=hardware)
+            api.upload_folder(repo_id=repo_id, repo_type="space", folder_path=tmp,
+                              commit_message="Deploy GPT-40k" + (f" showing {model}" if model else ""))
+        except Exception as e:
+            raise _push_error(e, repo_id, token) from None
+    steps = [("the Space variable GPT40K_MODEL", lambda: api.add_space_variable(
+                  repo_id, "GPT40K_MODEL", model, description="the model the page shows")) if model else None,
+             ("the Space secret HF_TOKEN", lambda: api.add_space_secret(
+                  repo_id, "HF_TOKEN", token, description="reads a private model")) if token_secret else None]
+    for what, call in filter(None, steps):
+        try:
+            call()
+        except Exception as e:
+            error = _push_error(e, repo_id, token)
+            raise HubError(f"the files are uploaded, but setting {what} failed: {error}. Set it in the Space's "
+                           "settings, or run this command again") from None
+        log(f"set {what}")
+    return str(url)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m gpt40k.space", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("deploy", help="create or update a Space running this demo")
+    d.add_argument("space", metavar="USER/SPACE", help="the Space (created if needed)")
+    d.add_argument("--model", metavar="USER/MODEL[@REV]", help="the Hub model the page shows (default: the shipped one)")
+    d.add_argument("--hardware", choices=HARDWARE, help="for a new Space; free accounts get zero-a10g (ZeroGPU) only")
+    d.add_argument("--private", action="store_true", help="create the Space as private")
+    d.add_argument("--token-secret", action="store_true",
+                   help="store your token as the Space secret HF_TOKEN (needed to show a private model)")
+    args = p.parse_args(argv)
+    try:
+        url = deploy(args.space, model=args.model, hardware=args.hardware, private=args.private,
+                     token_secret=args.token_secret)
+    except GPT40kError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"deployed: {url}\nThe Space builds for a minute or two, then serves the page.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -71,7 +71,29 @@ def test_deploy_without_network_is_a_clear_error(hub, monkeypatch, capsys):
 
 
 def test_the_app_is_decorated_for_zerogpu_and_serves_on_cpu_without_it():
+    """With `spaces` installed (requirements.txt), every generation entry point goes through spaces.GPU;
+    off ZeroGPU it returns the function itself, which is why every app test here runs on the CPU."""
+    import inspect
+
+    import spaces
+
     from gpt40k.app import page
 
-    assert page.on_gpu is not None  # spaces.GPU when the package is installed, else a no-op
-    import spaces  # noqa: F401  (installed with requirements.txt: the decorator is a no-op off ZeroGPU)
+    assert page.spaces is spaces and not spaces.config.Config.zero_gpu
+    plain = lambda: None  # noqa: E731
+    assert page.on_gpu(plain) is plain
+    source = inspect.getsource(page)
+    assert source.count("@on_gpu") + source.count("= on_gpu(") == 5  # write, branch, compare, timeline, the API
+
+
+def test_a_failure_after_the_upload_says_what_is_done_and_what_is_not(hub, monkeypatch, capsys):
+    import huggingface_hub
+
+    def refuse(*args, **kwargs):
+        raise ConnectionError("connection reset")
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "add_space_variable", refuse)
+    assert space.main(["deploy", "alice/demo", "--model", "alice/m"]) == 1
+    err = capsys.readouterr().err
+    assert "the files are uploaded, but setting the Space variable GPT40K_MODEL failed" in err
+    assert "app.py" in hub.files("spaces/alice/demo")

@@ -1,7 +1,0 @@
-"""GPT-40k: train a tiny character-level GPT on your own books, publish it, watch it think."""
-
-from .model import GPT, GPTConfig, GPTOutput, KVCache
-from .tokenizer import CharTokenizer
-
-__all__ = ["GPT", "GPTConfig", "GPTOutput", "KVCache", "CharTokenizer"]
-__version__ = "0.1.0"

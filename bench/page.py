@@ -112,12 +112,11 @@ SHOWN_LOG_JS = "() => ({clicked: window.__clicked, shown: window.__shown})"
 
 
 def click(page):
-    """Press Generate; return (page, the time of the click, the run shown before it)."""
+    """Press Generate; return (page, the run shown before it)."""
     before = page.evaluate(RUN_JS)
-    page.evaluate(RECORD_JS)
-    t0 = time.perf_counter()
+    page.evaluate(RECORD_JS)  # the page's own clock times the click and each character shown
     page.locator("#gpt40k-generate").click()
-    return page, t0, before
+    return page, before
 
 
 def start(page, chars: int, pace: str):
@@ -127,27 +126,24 @@ def start(page, chars: int, pace: str):
 
 def watch(started, timeout=120.0) -> list[dict]:
     """Poll every page until each shows its whole text: first-character time, shown rate, in-view."""
-    stats = [{"first": None, "samples": [], "in_view": True} for _ in started]
+    stats = [{"samples": [], "in_view": True} for _ in started]
     end = time.perf_counter() + timeout
     while time.perf_counter() < end:
         busy = False
-        for (page, t0, before), st in zip(started, stats):
+        for (page, before), st in zip(started, stats):
             if page.evaluate(RUN_JS) == before:  # the new run has not begun on this page yet
                 busy = True
                 continue
             n, state = page.evaluate(COUNT_JS), page.evaluate(STATE_JS)
-            now = time.perf_counter()
-            if n and st["first"] is None:
-                st["first"] = now - t0
             if n:
-                st["samples"].append((now, n))
+                st["samples"].append((time.perf_counter(), n))
                 if state != "idle":
                     st["in_view"] &= page.evaluate(IN_VIEW_JS)
             busy |= state != "idle" or not n
         if not busy:
             break
         time.sleep(0.03)
-    for (page, _, _), st in zip(started, stats):
+    for (page, _), st in zip(started, stats):
         log = page.evaluate(SHOWN_LOG_JS)  # the page's own clock: when each count of characters showed
         shown = [(t, n) for t, n in log["shown"] if n > 0]
         (t1, n1), (t2, n2) = shown[0], shown[-1]

@@ -133,20 +133,26 @@ def _push_error(e: Exception, repo_id: str, token: str | None) -> HubError:
     return HubError(f"pushing to {repo_id} failed: {why}")
 
 
+def write_api(token: str | None, action: str):
+    """(HfApi, token) with the token given, else the one found; ``action`` ("pushing to user/name")
+    names what fails when there is none."""
+    from huggingface_hub import HfApi
+
+    token = token or find_token()
+    if not token:
+        raise HubError(f"{action} failed: no Hugging Face token found. Set HF_TOKEN, run `hf auth login`, "
+                       "or on Kaggle add a secret named HF_TOKEN (a token with write access)")
+    return HfApi(token=token, library_name="gpt40k"), token
+
+
 def push_folder(folder: str | Path, repo_id: str, *, commit_message: str, private: bool = False,
                 branch: str | None = None, token: str | None = None,
                 training_state: str | Path | None = None, extra_files: dict[str, Path] | None = None) -> str:
     """Upload a checkpoint folder to the root of ``repo_id`` (creating the repository if needed)
     in one commit, optionally with a resumable folder under last-checkpoint/ and ``extra_files``
     (path in the repository -> local file). Returns the commit URL."""
-    from huggingface_hub import HfApi
-
     parse_repo_ref(repo_id)
-    token = token or find_token()
-    if not token:
-        raise HubError(f"pushing to {repo_id} failed: no Hugging Face token found. Set HF_TOKEN, run "
-                       "`hf auth login`, or on Kaggle add a secret named HF_TOKEN")
-    api = HfApi(token=token, library_name="gpt40k")
+    api, token = write_api(token, f"pushing to {repo_id}")
     with tempfile.TemporaryDirectory() as staging:  # one folder, one commit: never half a model
         staging = Path(staging)
         shutil.copytree(folder, staging, dirs_exist_ok=True)

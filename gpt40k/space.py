@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import GPT40kError
-from .hub import HubError, _push_error, find_token, parse_repo_ref
+from .hub import HubError, _push_error, parse_repo_ref, write_api
 
 ROOT = Path(__file__).resolve().parents[1]
 # What the Space runs: paths relative to the repository root (folders are copied whole, minus caches).
@@ -61,18 +61,12 @@ def stage(folder: Path, model: str | None) -> list[str]:
 def deploy(space_id: str, *, model: str | None = None, hardware: str | None = None, private: bool = False,
            token_secret: bool = False, token: str | None = None, log=print) -> str:
     """Create or update the Space; return its URL. Every failure is a HubError saying what to do."""
-    from huggingface_hub import HfApi
-
     repo_id, revision = parse_repo_ref(space_id)
     if revision:
         raise HubError("give the Space as USER/NAME, without @revision")
     if model:
         parse_repo_ref(model)
-    token = token or find_token()
-    if not token:
-        raise HubError(f"deploying {repo_id} failed: no Hugging Face token found. Set HF_TOKEN or run "
-                       "`hf auth login` (a token with write access)")
-    api = HfApi(token=token, library_name="gpt40k")
+    api, token = write_api(token, f"deploying {repo_id}")
     with tempfile.TemporaryDirectory() as tmp:
         files = stage(Path(tmp), model)
         log(f"uploading {len(files)} files to the Space {repo_id}")

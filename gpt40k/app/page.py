@@ -113,8 +113,8 @@ def make_handlers(registry: ModelRegistry):
         """Both models, the same prompt and seed, streamed side by side."""
         texts, notes = ["", ""], []
         try:
-            runs = [generate(registry.get(n).model, registry.get(n).tokenizer,
-                             GenerationRequest(prompt, max_new, temperature, 0, 1.0, seed)) for n in (name_a, name_b)]
+            req = GenerationRequest(prompt, max_new, temperature, 0, 1.0, seed)
+            runs = [generate(lm.model, lm.tokenizer, req) for lm in map(registry.get, (name_a, name_b))]
             last = 0.0
             for pair in _zip_longest(*runs):
                 for k, item in enumerate(pair):

@@ -79,7 +79,8 @@ def count_tracebacks(work: Path) -> tuple[int, int]:
 
 def kill_training(work: Path, kills: int) -> int:
     """kill -9 a training run at random moments, resume each time; count checkpoints that could not load."""
-    from gpt40k.checkpoint import find_checkpoint, load_local
+    from gpt40k.checkpoint import load
+    from gpt40k.hub import find_checkpoint
 
     out, lost = work / "killed", 0
     cmd = [PY, str(ROOT / "train.py"), "--data", str(book(work / "books")), "--preset", "tiny", "--out", str(out),
@@ -92,7 +93,7 @@ def kill_training(work: Path, kills: int) -> int:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         try:
-            load_local(find_checkpoint(out))
+            load(find_checkpoint(out))
         except Exception as e:
             lost += 1
             print(f"  lost after kill {i + 1}: {e}", file=sys.stderr)
@@ -104,13 +105,13 @@ def hostile_rss_mb(work: Path) -> float:
     code = """
 import json, resource, shutil, sys
 from pathlib import Path
-from gpt40k.checkpoint import load_local
+from gpt40k.checkpoint import load
 src, work = Path(sys.argv[1]), Path(sys.argv[2])
 for config in ({"vocab_size": 97, "block_size": 256, "n_layer": 10**6, "n_head": 6, "n_embd": 192},
                {"vocab_size": 97, "block_size": 40000, "n_layer": 4, "n_head": 6, "n_embd": 192}):
     (work / "config.json").write_text(json.dumps(config))
     try:
-        load_local(work)
+        load(work)
     except Exception:
         pass
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gpt40k import GPT  # noqa: E402
-from gpt40k.checkpoint import load_local, save_model  # noqa: E402
+from gpt40k.checkpoint import load, save_checkpoint  # noqa: E402
 from gpt40k.config import build_config  # noqa: E402
 from gpt40k.generation import stream  # noqa: E402
 from gpt40k.runtime import autocast, cuda_has_native_bf16, resolve_dtype  # noqa: E402
@@ -105,8 +105,8 @@ def check_reload(model: GPT, device: torch.device) -> dict:
     with torch.no_grad():
         gpu_logits = model(x.to(device)).logits.float().cpu()
     with tempfile.TemporaryDirectory() as d:
-        save_model(model, d, tok)
-        cpu_model, _ = load_local(d, "cpu")
+        save_checkpoint(model, d, tok)
+        cpu_model = load(d, device="cpu").model
     with torch.no_grad():
         cpu_logits = cpu_model(x).logits
     # TF32 may be on for matmuls on the GPU: allow its rounding, not a real mismatch.

@@ -19,14 +19,15 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gpt40k.checkpoint import load_local  # noqa: E402
+from gpt40k.checkpoint import load  # noqa: E402
 from gpt40k.data import read_books  # noqa: E402
 
 
 @torch.no_grad()
 def heldout_loss(checkpoint: str, text: str, batch: int = 32) -> tuple[float, float]:
     """(mean cross-entropy in nats per character, share of characters dropped)."""
-    model, tok = load_local(checkpoint)
+    ckpt = load(checkpoint)
+    model, tok = ckpt.model, ckpt.tokenizer
     encoded = tok.encode_array(text, unknown="drop")
     ids = torch.from_numpy(encoded.ids.astype("int64"))
     dropped = 1 - len(ids) / max(1, len(text))

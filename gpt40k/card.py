@@ -9,13 +9,11 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import load_local
+from .checkpoint import load
+from .files import ARGS_FILE, CARD_FILE, CONFIG_FILE, CORPUS_FILE, CURVE_FILE, METRICS_FILE, SUMMARY_FILE
 from .generation import stream
 from .plotting import read_metrics
 
-CORPUS_FILE = "corpus.json"
-SUMMARY_FILE = "run_summary.json"
-CARD_FILE = "README.md"
 SAMPLE_PROMPTS = ["\n", "The Emperor"]
 TAGS = ["character-level", "gpt", "text-generation", "pytorch", "gpt40k"]
 
@@ -28,10 +26,11 @@ def _read_json(path: Path) -> dict | None:
 
 
 def _samples(checkpoint: Path, n_chars: int = 300) -> list[tuple[str, str]]:
-    model, tok = load_local(checkpoint)
+    ckpt = load(checkpoint)
+    model, tok = ckpt.model, ckpt.tokenizer
     out = []
     for prompt in SAMPLE_PROMPTS:
-        ids = tok.encode_array(prompt, unknown="drop").ids.tolist() or tok.encode("\n", unknown="replace")
+        ids = tok.encode_prompt(prompt).ids
         gen = torch.Generator().manual_seed(0)
         new = [int(s.token[0]) for s in stream(model, ids, n_chars, temperature=0.8, generator=gen)]
         out.append((tok.decode(ids), tok.decode(new)))
@@ -82,12 +81,12 @@ def build_card(checkpoint: str | Path, run_dir: str | Path | None = None, repo_i
 
     checkpoint = Path(checkpoint)
     run_dir = Path(run_dir) if run_dir else None
-    config = json.loads((checkpoint / "config.json").read_text(encoding="utf-8"))
-    model, _ = load_local(checkpoint)
+    config = json.loads((checkpoint / CONFIG_FILE).read_text(encoding="utf-8"))
+    model = load(checkpoint).model
     corpus = _read_json(run_dir / CORPUS_FILE) if run_dir else None
     summary = _read_json(run_dir / SUMMARY_FILE) if run_dir else None
-    metrics = read_metrics(run_dir / "metrics.jsonl") if run_dir else []
-    args = _read_json(run_dir / "train_args.json") if run_dir else None
+    metrics = read_metrics(run_dir / METRICS_FILE) if run_dir else []
+    args = _read_json(run_dir / ARGS_FILE) if run_dir else None
     name = title or (repo_id.split("/")[-1] if repo_id else checkpoint.resolve().parent.name)
     data = ModelCardData(language="en", license="mit", library_name="gpt40k", tags=TAGS,
                          pipeline_tag="text-generation", model_name=name)

@@ -9,7 +9,9 @@ import signal
 import sys
 from pathlib import Path
 
-from .checkpoint import ARGS_FILE, STATE_FILE, CheckpointError
+from .errors import CheckpointError
+from .files import ARGS_FILE, STATE_FILE, atomic_folder
+from .hub import locate_resumable, parse_repo_ref
 from .config import PRESETS, TrainConfig, add_config_arguments, build_config
 from .errors import ConfigError, GPT40kError
 
@@ -41,10 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def fetch_from_hub(ref: str, out: str | None) -> Path:
     """Download ``last-checkpoint/`` of a Hub repository into a local run folder; return the folder."""
-    from .checkpoint import atomic_folder
-    from .hub import download_resumable, parse_repo_ref
-
-    downloaded = download_resumable(ref)
+    downloaded = locate_resumable(ref)
     run_dir = Path(out or Path("runs") / parse_repo_ref(ref)[0].split("/")[1])
     with atomic_folder(run_dir / "latest") as tmp:
         shutil.copytree(downloaded, tmp, dirs_exist_ok=True)

@@ -12,7 +12,8 @@ import types
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
 
-from .errors import ConfigError
+from .errors import ConfigError, HubError
+from .hub import parse_repo_ref
 from .model import GPTConfig
 
 
@@ -98,8 +99,6 @@ class TrainConfig:
         if not 0 <= self.seed < 2**63:
             raise ConfigError(f"--seed must be between 0 and 2**63 - 1, got {self.seed}")
         if self.push_to_hub is not None:
-            from .hub import HubError, parse_repo_ref
-
             try:
                 if parse_repo_ref(self.push_to_hub)[1]:
                     raise HubError("give --push-to-hub without @revision: it pushes to main (and step-N branches)")

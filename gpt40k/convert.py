@@ -21,15 +21,11 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import save_model
+from .checkpoint import save_checkpoint
 from .data import read_books
-from .errors import GPT40kError
+from .errors import ConvertError, GPT40kError
 from .model import GPT, GPTConfig
 from .tokenizer import CharTokenizer
-
-
-class ConvertError(GPT40kError, ValueError):
-    """The source model cannot be converted; the message says why."""
 
 
 def _load_torch(path: str | Path) -> dict:
@@ -157,10 +153,10 @@ def main(argv: list[str] | None = None) -> int:
             if not args.meta:
                 raise ConvertError("--from nanogpt needs --meta path/to/meta.pkl (its stoi/itos vocabulary)")
             model, tokenizer = convert_nanogpt(_load_torch(args.checkpoint), read_nanogpt_meta(args.meta))
+        save_checkpoint(model, args.out, tokenizer)
     except GPT40kError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    save_model(model, args.out, tokenizer)
     print(f"wrote {args.out}: {model.num_parameters():,} parameters, {len(tokenizer)} characters")
     return 0
 

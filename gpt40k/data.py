@@ -19,14 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import GPT40kError
+from .errors import CorpusError
+from .files import atomic_file, write_json
 from .tokenizer import CharTokenizer
 
 GLOB_CHARS = set("*?[")
 
-
-class CorpusError(GPT40kError, ValueError):
-    """The training text cannot be used; the message says why and what to do."""
 
 
 @dataclass
@@ -232,18 +230,15 @@ def _save_cache(data: CorpusData, cache_dir: Path, key: str) -> CorpusData:
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         for split in ("train", "val"):
-            tmp = cache_dir / f"corpus-{key}.{split}.bin.tmp"
-            getattr(data, split).tofile(tmp)
-            os.replace(tmp, cache_dir / f"corpus-{key}.{split}.bin")
+            with atomic_file(cache_dir / f"corpus-{key}.{split}.bin") as tmp:
+                getattr(data, split).tofile(tmp)
         meta = {
             "dtype": str(data.train.dtype),
             "tokenizer": data.tokenizer.to_dict(),
             "books": [vars(b) for b in data.books],
             "dropped_chars": data.dropped_chars,
         }
-        tmp = cache_dir / f"corpus-{key}.json.tmp"
-        tmp.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, cache_dir / f"corpus-{key}.json")  # written last: it marks the cache complete
+        write_json(cache_dir / f"corpus-{key}.json", meta)  # written last: it marks the cache complete
     except OSError as e:
         raise CorpusError(f"cannot write the corpus cache in {cache_dir}: {e.strerror}. "
                           "Pass a writable --cache-dir.") from None

@@ -19,18 +19,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from .errors import GPT40kError
-from .model import GPT
+from .errors import GenerationError
 
-
-class GenerationError(GPT40kError, ValueError):
-    """Sampling cannot go on; the message says why."""
-
+if TYPE_CHECKING:  # for the annotations only: model.py imports this module (GPT.generate)
+    from .model import GPT
 
 @dataclass
 class Step:
@@ -43,11 +40,11 @@ class Step:
 
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
     if not math.isfinite(temperature) or temperature < 0:
-        raise ValueError(f"temperature must be a number >= 0 (0 means greedy), got {temperature}")
+        raise GenerationError(f"temperature must be a number >= 0 (0 means greedy), got {temperature}")
     if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be >= 1 (or None for no limit), got {top_k}")
+        raise GenerationError(f"top_k must be >= 1 (or None for no limit), got {top_k}")
     if top_p is not None and not 0.0 < top_p <= 1.0:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        raise GenerationError(f"top_p must be in (0, 1], got {top_p}")
 
 
 def next_token_distribution(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
@@ -85,7 +82,7 @@ class SlidingWindow:
         block = model.config.block_size
         self.slide = default_slide(block) if slide is None else slide
         if not 1 <= self.slide <= block:
-            raise ValueError(f"slide must be between 1 and block_size ({block}), got {self.slide}")
+            raise GenerationError(f"slide must be between 1 and block_size ({block}), got {self.slide}")
         self.model = model
         self.cache = model.new_cache(batch_size)
         self.window: torch.Tensor | None = None  # (B, cache.length) the tokens in the cache
@@ -120,7 +117,7 @@ def stream(model: GPT, prompt: torch.Tensor | Sequence[int], max_new_tokens: int
     idx = torch.as_tensor(prompt, dtype=torch.long, device=model.device)
     idx = idx.unsqueeze(0) if idx.dim() == 1 else idx
     if idx.size(1) == 0:
-        raise ValueError("the prompt is empty: give at least one character (a newline is a good start)")
+        raise GenerationError("the prompt is empty: give at least one character (a newline is a good start)")
     was_training = model.training
     model.eval()
     try:

@@ -1,4 +1,12 @@
-"""Publishing to and pulling from the Hugging Face Hub, through ``huggingface_hub``'s public API.
+"""The Hugging Face Hub client of GPT-40k, through ``huggingface_hub``'s public API, and where a
+checkpoint is.
+
+``locate("runs/mine")`` and ``locate("user/name@rev")`` both answer with a local folder holding
+config.json and model.safetensors (a training run's best/, or a Hub repository downloaded into
+the Hugging Face cache). Everything that reads a checkpoint starts there, so each gives the same
+answer and the same messages: a path that does not exist is reported as one (and why it is no
+Hub id either). ``push_folder`` uploads a folder in one commit. Publishing a training run (its
+card, snapshots, training state) is ``publish.py``.
 
 A GPT-40k repository holds a checkpoint folder at its root (config.json, model.safetensors,
 tokenizer.json, README.md, loss_curve.png). With --push-training-state it also holds
@@ -14,19 +22,26 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .checkpoint import CheckpointError, find_checkpoint
-from .errors import GPT40kError
-from .model import CONFIG_FILE, WEIGHTS_FILE
-from .tokenizer import TOKENIZER_FILE
+from .errors import CheckpointError, HubError
+from .files import (BEST_DIR, CARD_FILE, CHECKPOINT_FILES, CONFIG_FILE, LATEST_DIR, RESUME_DIR, STATE_FILE,
+                    WEIGHTS_FILE)
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-CHECKPOINT_FILES = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE)
-MODEL_FILES = [*CHECKPOINT_FILES, "README.md", "*.png"]
-RESUME_DIR = "last-checkpoint"
+MODEL_FILES = [*CHECKPOINT_FILES, CARD_FILE, "*.png"]  # what a download of a model fetches
 
 
-class HubError(GPT40kError, RuntimeError):
-    """Talking to the Hub failed; the message says what failed and how to fix it."""
+def find_checkpoint(path: str | Path) -> Path:
+    """The checkpoint folder meant by a local ``path``: itself, or a run folder's best (else latest).
+    ``NAME.old`` is where a save that was killed between two renames left the complete copy."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist")
+    for candidate in (path, path / BEST_DIR, path / LATEST_DIR, path / f"{BEST_DIR}.old", path / f"{LATEST_DIR}.old"):
+        if (candidate / CONFIG_FILE).is_file():
+            return candidate
+    raise CheckpointError(
+        f"{path} holds no GPT-40k checkpoint: expected {CONFIG_FILE} and {WEIGHTS_FILE} in it, "
+        f"or a run folder with {BEST_DIR}/ or {LATEST_DIR}/")
 
 
 def parse_repo_ref(ref: str) -> tuple[str, str | None]:
@@ -37,7 +52,35 @@ def parse_repo_ref(ref: str) -> tuple[str, str | None]:
     return repo_id, revision or None
 
 
-# ---- the token --------------------------------------------------------------------------
+def locate(name_or_path: str | Path, *, revision: str | None = None, token: str | bool | None = None,
+           cache_dir: str | None = None) -> Path:
+    """A local folder holding the checkpoint: the path itself (or its run's best/), or a Hub download."""
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        return find_checkpoint(path)
+    if not REPO_ID.match(str(name_or_path).partition("@")[0]):  # cannot be a Hub id either
+        raise CheckpointError(f"{name_or_path} does not exist (no such folder)")
+    try:
+        repo_id, ref_revision = parse_repo_ref(str(name_or_path))
+        folder = download(repo_id, revision or ref_revision, MODEL_FILES, token, cache_dir)
+    except HubError as e:  # "runs/mine" may be a mistyped folder as well as a Hub id: say both
+        raise HubError(f"{name_or_path} is no folder here (no such path), and as a Hub model: {e}") from None
+    try:
+        return find_checkpoint(folder)
+    except CheckpointError:
+        raise CheckpointError(f"{repo_id} is not a GPT-40k model: it has no {CONFIG_FILE} (a GPT-40k "
+                              f"repository holds {', '.join(CHECKPOINT_FILES)})") from None
+
+
+def locate_resumable(ref: str, token=None, cache_dir=None) -> Path:
+    """The ``last-checkpoint/`` folder of ``user/name[@rev]``, for --resume hub:user/name."""
+    repo_id, revision = parse_repo_ref(ref)
+    folder = download(repo_id, revision, [f"{RESUME_DIR}/*"], token or find_token(), cache_dir) / RESUME_DIR
+    if not (folder / STATE_FILE).is_file():
+        raise HubError(f"{repo_id} holds no {RESUME_DIR}/ to resume from: push with --push-training-state")
+    return folder
+
+
 def find_token() -> str | None:
     """HF_TOKEN, else the token saved by `hf auth login`, else a Kaggle secret named HF_TOKEN."""
     from huggingface_hub import get_token
@@ -55,11 +98,10 @@ def find_token() -> str | None:
     return None
 
 
-def _redact(text: str, token: str | None) -> str:
+def redact(text: str, token: str | None) -> str:
     return text.replace(token, "***") if token else text
 
 
-# ---- pulling ----------------------------------------------------------------------------
 def download(repo_id: str, revision: str | None, allow_patterns: list[str], token=None, cache_dir=None) -> Path:
     """snapshot_download with each failure turned into a HubError that says what to do."""
     from huggingface_hub import snapshot_download
@@ -81,37 +123,10 @@ def download(repo_id: str, revision: str | None, allow_patterns: list[str], toke
         raise HubError(f"{where} is not in the local Hugging Face cache and the Hub cannot be reached "
                        "(offline, or HF_HUB_OFFLINE=1): connect, or pass a local folder") from None
     except (HfHubHTTPError, OSError) as e:
-        raise HubError(f"downloading {where} failed: {_redact(str(e), token)}") from None
+        raise HubError(f"downloading {where} failed: {redact(str(e), token)}") from None
     except Exception as e:  # httpx network errors and the like
         raise HubError(f"downloading {where} failed, the Hub could not be reached: "
-                       f"{type(e).__name__}: {_redact(str(e), token)}") from None
-
-
-def resolve_model_dir(name_or_path: str, revision: str | None = None, token: str | bool | None = None,
-                      cache_dir: str | None = None) -> Path:
-    """A local folder holding the checkpoint: the path itself, or a download from the Hub."""
-    path = Path(name_or_path).expanduser()
-    if path.exists():
-        return find_checkpoint(path)
-    try:
-        repo_id, ref_revision = parse_repo_ref(name_or_path)
-        folder = download(repo_id, revision or ref_revision, MODEL_FILES, token, cache_dir)
-    except HubError as e:  # "runs/mine" may be a mistyped folder as well as a Hub id: say both
-        raise HubError(f"{name_or_path} is no folder here (no such path), and as a Hub model: {e}") from None
-    try:
-        return find_checkpoint(folder)
-    except CheckpointError:
-        raise CheckpointError(f"{repo_id} is not a GPT-40k model: it has no config.json "
-                              "(a GPT-40k repository holds config.json, model.safetensors and tokenizer.json)") from None
-
-
-def download_resumable(ref: str, token=None, cache_dir=None) -> Path:
-    """The ``last-checkpoint/`` folder of ``user/name[@rev]``, for --resume hub:user/name."""
-    repo_id, revision = parse_repo_ref(ref)
-    folder = download(repo_id, revision, [f"{RESUME_DIR}/*"], token or find_token(), cache_dir) / RESUME_DIR
-    if not (folder / "training_state.pt").is_file():
-        raise HubError(f"{repo_id} holds no {RESUME_DIR}/ to resume from: push with --push-training-state")
-    return folder
+                       f"{type(e).__name__}: {redact(str(e), token)}") from None
 
 
 # ---- pushing ----------------------------------------------------------------------------
@@ -125,11 +140,11 @@ def _push_error(e: Exception, repo_id: str, token: str | None) -> HubError:
         why = (f"the token may not write to {repo_id} (a read-only token, or a namespace that is not yours): "
                "use a token with write access")
     elif isinstance(e, ValueError):  # the client's own checks, e.g. of the README's metadata
-        why = f"the Hub refused it: {_redact(str(e), token)}"
+        why = f"the Hub refused it: {redact(str(e), token)}"
     elif isinstance(e, HfHubHTTPError):
-        why = f"the Hub answered with an error: {_redact(str(e), token)}"
+        why = f"the Hub answered with an error: {redact(str(e), token)}"
     else:
-        why = f"the Hub could not be reached ({type(e).__name__}: {_redact(str(e), token)}); check the network"
+        why = f"the Hub could not be reached ({type(e).__name__}: {redact(str(e), token)}); check the network"
     return HubError(f"pushing to {repo_id} failed: {why}")
 
 
@@ -170,55 +185,3 @@ def push_folder(folder: str | Path, repo_id: str, *, commit_message: str, privat
         except Exception as e:  # every failure becomes a clear message; nothing local is touched
             raise _push_error(e, repo_id, token) from None
     return str(info.commit_url)
-
-
-def push_model(model, repo_id: str, tokenizer=None, *, commit_message: str = "Upload GPT-40k model",
-               private: bool = False, branch: str | None = None, token: str | None = None) -> str:
-    """``GPT.push_to_hub``: save to a temporary folder and upload it."""
-    from .checkpoint import save_model
-
-    with tempfile.TemporaryDirectory() as tmp:
-        save_model(model, Path(tmp) / "model", tokenizer)
-        return push_folder(Path(tmp) / "model", repo_id, commit_message=commit_message, private=private,
-                           branch=branch, token=token)
-
-
-def push_run(run_dir: str | Path, repo_id: str, *, private: bool = False, with_training_state: bool = False,
-             token: str | None = None) -> str:
-    """Push a run's best checkpoint, with a fresh model card, to the main branch of ``repo_id``."""
-    from .card import write_card
-    from .checkpoint import load_training_state
-
-    run_dir = Path(run_dir)
-    best = find_checkpoint(run_dir)
-    write_card(best, run_dir if best != run_dir else None, repo_id)
-    message = "Upload GPT-40k model"
-    latest = run_dir / "latest"
-    if (latest / "training_state.pt").is_file():
-        state = load_training_state(latest)
-        if state.get("best_val") is not None:
-            message = (f"Best checkpoint: step {state['best_step']}, val loss {state['best_val']:.4f} "
-                       f"(trained {state['step']} steps)")
-    elif with_training_state:
-        raise HubError(f"{run_dir} has no latest/training_state.pt to push with the training state")
-    extra = {}
-    if with_training_state and (run_dir / "metrics.jsonl").is_file():  # the loss curve goes on after a resume
-        extra[f"{RESUME_DIR}/metrics.jsonl"] = run_dir / "metrics.jsonl"
-    return push_folder(best, repo_id, commit_message=message, private=private, token=token,
-                       training_state=latest if with_training_state else None, extra_files=extra)
-
-
-def push_snapshot(run_dir: str | Path, repo_id: str, step: int, val_loss: float, *, private: bool = False,
-                  token: str | None = None) -> str:
-    """Push the run's latest weights to the branch ``step-N`` (for --push-every)."""
-    from .card import write_card
-
-    run_dir = Path(run_dir)
-    with tempfile.TemporaryDirectory() as tmp:
-        snapshot = Path(tmp) / f"step-{step}"
-        snapshot.mkdir()
-        for name in CHECKPOINT_FILES:
-            shutil.copyfile(run_dir / "latest" / name, snapshot / name)
-        write_card(snapshot, run_dir, repo_id)
-        return push_folder(snapshot, repo_id, branch=f"step-{step}", private=private, token=token,
-                           commit_message=f"Snapshot at step {step}, val loss {val_loss:.4f}")

@@ -2,15 +2,18 @@
 
     token + position embeddings -> n_layer x [x + attn(ln1(x)); x + mlp(ln2(x))] -> ln_f -> lm_head
 
-Attention is written out (q @ k^T, causal mask, softmax, @ v) so it can be read on one
-screen and so its weights, one (T, T) map per head, can be handed to the demo. On CUDA,
-when nobody asks for the weights, PyTorch's fused kernel computes the same thing faster.
+Read it top to bottom: the config, ``causal_attention`` (the lecture's attention, one screen),
+the heads that use it, the MLP, a block, the model, then saving and loading. ``causal_attention``
+is also what the demo shows: its weights, one (T, T) map per head. Faster kernels that compute
+the same thing (PyTorch's fused one on GPUs, ``cpu_kernels`` on CPUs) are picked from where the
+tensors are, at each call; ``--attention math`` keeps this file's code everywhere.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import NamedTuple
@@ -18,11 +21,18 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
+from .cpu_kernels import ByteDropout, chunked_causal_attention
+from .errors import CheckpointError, ConfigError
+from .files import CONFIG_FILE, WEIGHTS_FILE, atomic_folder, write_json
+from .generation import stream
+from .hub import locate, push_folder
+
 MODEL_TYPE = "gpt40k"
 LIMITS = {"vocab_size": 2**16, "block_size": 8192, "n_layer": 128, "n_head": 256, "n_embd": 8192}
+KERNELS = ("auto", "math", "fused")
 
 
 @dataclass
@@ -40,16 +50,16 @@ class GPTConfig:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+            raise ConfigError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.activation not in ("gelu", "relu"):
-            raise ValueError(f"activation must be 'gelu' or 'relu', got {self.activation!r}")
+            raise ConfigError(f"activation must be 'gelu' or 'relu', got {self.activation!r}")
         for name, limit in LIMITS.items():  # a config decides memory: refuse sizes no character model needs
             if getattr(self, name) > limit:
-                raise ValueError(f"{name} = {getattr(self, name)} is over this project's limit of {limit}")
+                raise ConfigError(f"{name} = {getattr(self, name)} is over this project's limit of {limit}")
 
     @property
     def head_size(self) -> int:
@@ -61,13 +71,13 @@ class GPTConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "GPTConfig":
         if not isinstance(data, dict):
-            raise ValueError(f"a config is a JSON object, not {type(data).__name__}")
+            raise ConfigError(f"a config is a JSON object, not {type(data).__name__}")
         if data.get("model_type", MODEL_TYPE) != MODEL_TYPE:
-            raise ValueError(f"model_type is {data.get('model_type')!r}, not {MODEL_TYPE!r}: not a GPT-40k model")
+            raise ConfigError(f"model_type is {data.get('model_type')!r}, not {MODEL_TYPE!r}: not a GPT-40k model")
         known = {f.name for f in fields(cls)}
         missing = {"vocab_size", "block_size", "n_layer", "n_head", "n_embd"} - data.keys()
         if missing:
-            raise ValueError(f"config is missing {sorted(missing)}")
+            raise ConfigError(f"config is missing {sorted(missing)}")
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
@@ -75,6 +85,30 @@ class GPTOutput(NamedTuple):
     logits: torch.Tensor  # (B, T, vocab_size)
     loss: torch.Tensor | None  # mean cross-entropy when targets were given
     attentions: list[torch.Tensor] | None  # per layer, (B, n_head, T, context length)
+
+
+def causal_mask(T: int, past: int, device) -> torch.Tensor:
+    """(T, past + T): True where new position i (at past + i) may look at key j, j <= past + i."""
+    return torch.ones(T, past + T, dtype=torch.bool, device=device).tril(diagonal=past)
+
+
+def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: nn.Module | None = None):
+    """Self-attention of every head at once; returns (output, weights).
+
+    q: (B, n_head, T, head_size), the queries of T new positions; k, v: (B, n_head, past + T,
+    head_size), the keys and values of everything so far (past > 0 with a KV cache).
+    Head h is q[:, h], k[:, h], v[:, h]: the lecture's Head module, computed for all heads in one go.
+    """
+    T, L = q.size(-2), k.size(-2)
+    # Affinities: how well each query matches each key. Dividing by sqrt(head_size) keeps them
+    # at unit variance, so the softmax does not saturate into one-hot at initialisation.
+    scores = (q / math.sqrt(q.size(-1))) @ k.transpose(-2, -1)  # (B, nh, T, L)
+    if T > 1:  # the future may not talk to the past (one new position may see every key)
+        scores.masked_fill_(~causal_mask(T, L - T, q.device), float("-inf"))
+    weights = F.softmax(scores, dim=-1)  # each row: how much a position attends to each earlier one
+    weights = weights.to(v.dtype)  # under bf16 autocast the softmax answers in fp32: halve the traffic
+    y = (dropout(weights) if dropout is not None else weights) @ v  # a weighted sum of the values
+    return y, weights
 
 
 class KVCache:
@@ -105,31 +139,6 @@ class KVCache:
         self.length = 0
 
 
-class Dropout(nn.Dropout):
-    """``nn.Dropout`` whose CPU masks come from random bytes, eight per 64-bit draw.
-
-    PyTorch's CPU dropout draws one random number per element: on the seed preset's
-    (64, 6, 256, 256) attention maps that was 40% of a training step here. Rounding ``p`` to a
-    multiple of 1/256 (0.2 becomes 0.1992) lets one draw serve eight elements, several times
-    cheaper. GPUs draw fast anyway and keep the exact ``p``.
-    """
-
-    def forward(self, x):
-        if not self.training or self.p == 0 or x.device.type != "cpu":
-            return super().forward(x)
-        threshold = round(self.p * 256)  # an element is dropped when its random byte is below this
-        # random_(-2**63, None) draws all 64 bits (plain random_() leaves the sign bit at 0)
-        words = torch.empty((x.numel() + 7) // 8, dtype=torch.int64, device=x.device).random_(-2**63, None)
-        random_bytes = words.view(torch.uint8)[: x.numel()].view(x.shape)
-        return x.masked_fill(random_bytes < threshold, 0.0) * (256 / (256 - threshold))
-
-
-def causal_mask(T: int, past: int, device) -> torch.Tensor:
-    """(T, past + T): True where new position i (at past + i) may look at key j, j <= past + i.
-    No peeking ahead. Built per call: small, where a block x block buffer per layer was not."""
-    return torch.ones(T, past + T, dtype=torch.bool, device=device).tril(diagonal=past)
-
-
 class CausalSelfAttention(nn.Module):
     """n_head heads side by side. Each head has its own query, key and value projection of
     head_size channels; one Linear computes all of them at once, then a view splits them per head."""
@@ -139,9 +148,8 @@ class CausalSelfAttention(nn.Module):
         self.n_head, self.head_size = config.n_head, config.head_size
         self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
-        self.attn_dropout = Dropout(config.dropout)
-        self.resid_dropout = Dropout(config.dropout)
-        self.dropout = config.dropout
+        self.attn_dropout = ByteDropout(config.dropout)
+        self.resid_dropout = ByteDropout(config.dropout)
         self.kernel = "auto"  # set by GPT.set_attention_kernel
 
     def forward(self, x, cache: KVCache | None = None, layer: int = 0, return_attention: bool = False):
@@ -149,28 +157,27 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self.qkv(x).split(C, dim=2)
         # (B, T, C) -> (B, n_head, T, head_size): every head works on its own slice of channels.
         q, k, v = (t.view(B, T, self.n_head, self.head_size).transpose(1, 2) for t in (q, k, v))
-        past = 0
         if cache is not None:
-            past = cache.length
             k, v = cache.append(layer, k, v)  # keys/values of positions 0 .. past+T-1
-
-        fused = self.kernel == "fused" or (self.kernel == "auto" and q.device.type == "cuda")
-        if fused and not return_attention:
-            y = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=None if past == 0 or T == 1 else causal_mask(T, past, q.device),
-                is_causal=past == 0 and T > 1,
-                dropout_p=self.dropout if self.training else 0.0)
-            weights = None
-        else:
-            # Scaling q rather than the scores divides a (T, head_size) tensor, not a (T, T) one.
-            scores = (q / math.sqrt(self.head_size)) @ k.transpose(-2, -1)  # (B, nh, T, past+T)
-            if T > 1:  # one new position (generation) may see every key: nothing to mask
-                scores.masked_fill_(~causal_mask(T, past, q.device), float("-inf"))
-            weights = F.softmax(scores, dim=-1)  # each row: how much a position attends to each earlier one
-            weights = weights.to(v.dtype)  # under bf16 autocast softmax answers in fp32: halve the traffic
-            y = self.attn_dropout(weights) @ v  # (B, nh, T, head_size)
+        y, weights = self.attend(q, k, v, return_attention)
         y = y.transpose(1, 2).reshape(B, T, C)  # the heads' outputs side by side again
-        return self.resid_dropout(self.proj(y)), (weights if return_attention else None)
+        return self.resid_dropout(self.proj(y)), weights
+
+    def attend(self, q, k, v, return_attention: bool):
+        """``causal_attention``, or a kernel that computes the same faster where the tensors are."""
+        kernel = self.kernel
+        if kernel == "auto":  # GPUs (any device but the CPU): PyTorch's fused kernel
+            kernel = "fused" if q.device.type != "cpu" else "chunked" if q.size(2) > 1 else "math"
+        if return_attention or kernel == "math":  # only this one returns the weights
+            return causal_attention(q, k, v, self.attn_dropout)
+        dropout_p = self.attn_dropout.p if self.training else 0.0
+        if kernel == "chunked":  # CPU: cpu_kernels.py
+            return chunked_causal_attention(q, k, v, dropout_p), None
+        T, past = q.size(2), k.size(2) - q.size(2)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=None if past == 0 or T == 1 else causal_mask(T, past, q.device),
+            is_causal=past == 0 and T > 1, dropout_p=dropout_p)
+        return y, None
 
 
 class MLP(nn.Module):
@@ -179,7 +186,7 @@ class MLP(nn.Module):
         self.fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         self.act = nn.GELU() if config.activation == "gelu" else nn.ReLU()
         self.proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
-        self.dropout = Dropout(config.dropout)
+        self.dropout = ByteDropout(config.dropout)
 
     def forward(self, x):
         return self.dropout(self.proj(self.act(self.fc(x))))
@@ -207,7 +214,7 @@ class GPT(nn.Module):
         self.config = config
         self.token_embedding = nn.Embedding(config.vocab_size, config.n_embd)
         self.position_embedding = nn.Embedding(config.block_size, config.n_embd)
-        self.dropout = Dropout(config.dropout)
+        self.dropout = ByteDropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
         # No weight tying: the seed model had none, and at ~100 characters the head is tiny.
@@ -227,18 +234,21 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def set_attention_kernel(self, kernel: str = "auto", device: torch.device | str | None = None) -> None:
-        """"math" (explicit matmul-softmax), "fused" (scaled_dot_product_attention) or "auto".
+    def set_attention_kernel(self, kernel: str = "auto") -> None:
+        """"auto" (default), "math" (this file's ``causal_attention``) or "fused" (PyTorch's SDPA).
 
-        "auto" decides at each call from where the tensors are: on CPU the explicit version trained
-        faster at batch 64 x block 256 (bench/speed.py); on CUDA the fused kernel wins
-        (bench/gpu_check.py). So GPT(cfg).to("cuda") gets the fused kernel with no call here.
-        ``device`` is accepted for old callers and ignored.
+        "auto" decides at each call from where the tensors are: on CUDA the fused kernel, on CPU
+        ``cpu_kernels`` (attention chunk by chunk; dropout with p rounded to 1/256), so
+        GPT(cfg).to("cuda") needs no call here. "math" is the exact reference everywhere: the
+        lecture's attention and PyTorch's own dropout.
         """
-        if kernel not in ("auto", "math", "fused"):
-            raise ValueError(f"attention kernel must be 'auto', 'math' or 'fused', got {kernel!r}")
+        if kernel not in KERNELS:
+            raise ConfigError(f"attention kernel must be one of {', '.join(KERNELS)}; got {kernel!r}")
         for block in self.blocks:
             block.attn.kernel = kernel
+        for module in self.modules():
+            if isinstance(module, ByteDropout):
+                module.exact = kernel == "math"
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -257,7 +267,7 @@ class GPT(nn.Module):
         B, T = idx.shape
         past = cache.length if cache is not None else 0
         if past + T > self.config.block_size:
-            raise ValueError(
+            raise ConfigError(
                 f"{past + T} positions exceed the model's block_size of {self.config.block_size}: "
                 "feed at most the last block_size characters (gpt40k.generation slides the window for you)")
         positions = torch.arange(past, past + T, device=idx.device)
@@ -285,32 +295,51 @@ class GPT(nn.Module):
         Keyword arguments are those of ``gpt40k.generation.stream`` (temperature, top_k,
         top_p, generator, slide).
         """
-        from .generation import stream
-
         new = [step.token for step in stream(self, idx, max_new_tokens, **sampling)]
         return torch.cat([idx, torch.stack(new, dim=1)], dim=1) if new else idx
 
-    # ---- Hugging Face style persistence ------------------------------------------------
+    # ---- saving and loading, Hugging Face style -----------------------------------------
     def save_pretrained(self, folder: str | Path, tokenizer=None) -> Path:
-        """Write config.json and model.safetensors (and tokenizer.json when given) into ``folder``."""
-        from .checkpoint import save_model
-
-        return save_model(self, folder, tokenizer)
+        """Write config.json and model.safetensors (and tokenizer.json when given) into ``folder``,
+        atomically: the folder is complete, or as it was."""
+        with atomic_folder(folder) as tmp:
+            write_model(self, tmp)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(tmp)
+        return Path(folder)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, *, device: str | torch.device = "cpu",
-                        **hub_kwargs) -> "GPT":
-        """Load from a local folder, a run folder (its best checkpoint) or a Hub id ``user/name[@rev]``.
-        Needs config.json and model.safetensors only (the tokenizer is CharTokenizer.from_pretrained)."""
-        from .checkpoint import load_gpt
-        from .hub import resolve_model_dir
+                        revision: str | None = None, token: str | bool | None = None,
+                        cache_dir: str | None = None) -> "GPT":
+        """The model of a folder, a run folder (its best checkpoint) or a Hub id ``user/name[@rev]``,
+        in eval mode. Needs config.json and model.safetensors only; the tokenizer is
+        ``CharTokenizer.from_pretrained`` and both together ``gpt40k.load``."""
+        return read_model(locate(name_or_path, revision=revision, token=token, cache_dir=cache_dir), device)
 
-        return load_gpt(resolve_model_dir(str(name_or_path), **hub_kwargs), device)
+    def push_to_hub(self, repo_id: str, tokenizer=None, *, commit_message: str = "Upload GPT-40k model",
+                    private: bool = False, branch: str | None = None, token: str | None = None) -> str:
+        """Upload config.json and model.safetensors (and tokenizer.json) in one commit; the commit URL."""
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = self.save_pretrained(Path(tmp) / "model", tokenizer)
+            return push_folder(folder, repo_id, commit_message=commit_message, private=private,
+                               branch=branch, token=token)
 
-    def push_to_hub(self, repo_id: str, tokenizer=None, **kwargs) -> str:
-        from .hub import push_model
 
-        return push_model(self, repo_id, tokenizer=tokenizer, **kwargs)
+def write_model(model: GPT, folder: Path, dtype: torch.dtype | None = None) -> None:
+    """config.json and model.safetensors into an existing ``folder``; ``dtype`` (e.g. float16,
+    half the size) converts the weights, and loading converts them back. A full disk or a
+    missing folder becomes a CheckpointError that says so."""
+    model = getattr(model, "module", model)  # unwrap DDP
+    model = getattr(model, "_orig_mod", model)  # and torch.compile
+    try:
+        write_json(folder / CONFIG_FILE, model.config.to_dict())
+        state = {k: v.detach().to(dtype or v.dtype).contiguous().cpu() for k, v in model.state_dict().items()}
+        save_file(state, folder / WEIGHTS_FILE, metadata={"format": "pt"})
+    except (OSError, SafetensorError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
+        raise CheckpointError(f"cannot write a checkpoint in {folder.parent}: {reason}. Free some disk space "
+                              "(the previous checkpoint is kept), then --resume") from None
 
 
 def read_config(folder: str | Path) -> GPTConfig:
@@ -318,6 +347,41 @@ def read_config(folder: str | Path) -> GPTConfig:
     try:
         return GPTConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
-        raise FileNotFoundError(f"no {CONFIG_FILE} in {folder}: not a GPT-40k checkpoint folder") from None
+        raise CheckpointError(f"no {CONFIG_FILE} in {folder}: not a GPT-40k checkpoint folder") from None
     except (json.JSONDecodeError, ValueError, TypeError) as e:
-        raise ValueError(f"{path} is not a valid GPT-40k config: {e}") from None
+        raise CheckpointError(f"{path} is not a valid GPT-40k config: {e}") from None
+
+
+def read_model(folder: Path, device: str | torch.device = "cpu") -> GPT:
+    """The model of a checkpoint folder, in eval mode on ``device``, every piece checked first."""
+    config = read_config(folder)
+    weights_path = folder / WEIGHTS_FILE
+    if not weights_path.is_file():
+        raise CheckpointError(f"no {WEIGHTS_FILE} in {folder}: the checkpoint is incomplete")
+    check_weights_match(config, weights_path)  # before anything the size of the config is built
+    try:
+        state = load_file(weights_path, device=str(device))
+    except (SafetensorError, OSError, RuntimeError) as e:
+        raise CheckpointError(f"{weights_path} is corrupt or truncated ({e}); download or copy it again") from None
+    model = GPT(config)
+    model.load_state_dict(state)  # strict: every weight present, none left over
+    return model.to(device).eval()
+
+
+def check_weights_match(config: GPTConfig, weights_path: Path) -> None:
+    """Compare the weights' names and shapes (read from the safetensors header, no tensor loaded)
+    with what ``config`` builds (on the meta device: no memory), so a config that does not belong
+    to its weights costs nothing."""
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in GPT(config).state_dict().items()}
+    try:
+        with safe_open(weights_path, "pt") as f:
+            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, RuntimeError) as e:
+        raise CheckpointError(f"{weights_path} is corrupt or truncated ({e}); download or copy it again") from None
+    missing, unexpected = expected.keys() - found.keys(), found.keys() - expected.keys()
+    wrong = [k for k in expected.keys() & found.keys() if found[k] != expected[k]]
+    if missing or unexpected or wrong:
+        raise CheckpointError(
+            f"{weights_path} does not match config.json: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]}, wrong shape {sorted(wrong)[:5]}")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
+
+from .files import atomic_file
 
 
 def read_metrics(path: str | Path) -> list[dict]:
@@ -37,8 +38,6 @@ def plot_loss_curve(metrics_path: str | Path, png_path: str | Path, title: str =
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    png_path = Path(png_path)
-    tmp = png_path.with_name(f".{png_path.name}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp)
+    with atomic_file(png_path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
-    os.replace(tmp, png_path)

@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from .errors import GPT40kError
-from .hub import push_run
+from .publish import push_run
 
 
 def main(argv: list[str] | None = None) -> int:

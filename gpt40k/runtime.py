@@ -1,16 +1,21 @@
-"""Where and how training runs: device, mixed precision, and torchrun's distributed setup."""
+"""Where and how training runs: device, mixed precision, torchrun's distributed setup, signals
+and the run folder's lock."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import platform
+import signal
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
-from .errors import DeviceError
+from .errors import DeviceError, TrainingError
+from .files import LOCK_FILE
 
 
 def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
@@ -141,3 +146,53 @@ def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
     t = torch.tensor([float(flag)], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
+
+
+# ---- the process: signals and the run folder's lock ---------------------------------------
+class StopSignal:
+    """SIGINT/SIGTERM set a flag; the loop saves a resumable checkpoint and exits at the next step.
+    A second SIGINT falls back to Python's default (an immediate KeyboardInterrupt)."""
+
+    def __init__(self):
+        self.requested: str | None = None
+
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+
+    @contextmanager
+    def installed(self):
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        # SIGHUP too: a closed terminal or dropped SSH session saves like Ctrl-C does.
+        stops = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+        previous = {s: signal.signal(s, self._handle) for s in stops}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+@contextmanager
+def run_lock(out: Path):
+    """One trainer per run folder: a second one would interleave metrics and overwrite checkpoints."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks here
+        yield
+        return
+    with open(out / LOCK_FILE, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise TrainingError(f"another train.py is writing to {out}: wait for it to end, or give this run "
+                                "another --out") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -10,8 +10,8 @@ import sys
 
 import torch
 
-from .checkpoint import load_model
-from .errors import GPT40kError
+from .checkpoint import load
+from .errors import ConfigError, GPT40kError
 from .generation import check_sampling, stream
 from .runtime import resolve_device
 
@@ -35,26 +35,26 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.chars < 0:
-            raise ValueError(f"--chars must not be negative, got {args.chars}")
+            raise ConfigError(f"--chars must not be negative, got {args.chars}")
         check_sampling(args.temperature, args.top_k, args.top_p)
         device = resolve_device(args.device)
-        model, tok, _ = load_model(args.checkpoint, device=device)
-    except (GPT40kError, ValueError) as e:
+        ckpt = load(args.checkpoint, device=device)
+    except GPT40kError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    encoded = tok.encode_array(args.prompt or "\n", unknown="drop")
-    if encoded.unknown:
-        print(f"note: left out characters the model does not know: {''.join(encoded.unknown)!r}", file=sys.stderr)
-    prompt = encoded.ids.tolist() or tok.encode("\n", unknown="replace")
+    model, tok = ckpt.model, ckpt.tokenizer
+    prompt = tok.encode_prompt(args.prompt, max_chars=model.config.block_size)
+    for note in prompt.notes:
+        print(f"note: {note}", file=sys.stderr)
     generator = torch.Generator(device)
     if args.seed is None:
         generator.seed()
     else:
         generator.manual_seed(args.seed)
     out = sys.stdout
-    out.write(tok.decode(prompt))
+    out.write(prompt.text)
     try:
-        for step in stream(model, prompt, args.chars, temperature=args.temperature, top_k=args.top_k,
+        for step in stream(model, prompt.ids, args.chars, temperature=args.temperature, top_k=args.top_k,
                            top_p=args.top_p, generator=generator):
             out.write(tok.decode([int(step.token[0])]))
             out.flush()

@@ -7,31 +7,24 @@ Encoding is a table lookup done by numpy over the whole text at once, so a
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Literal
 
 import numpy as np
 
-from .errors import GPT40kError
+from .errors import TokenizerError, UnknownCharactersError
+from .files import TOKENIZER_FILE, write_text
+from .hub import locate
 
-TOKENIZER_FILE = "tokenizer.json"
 ENCODE_CHUNK = 1 << 22  # characters encoded at once
+MAX_PROMPT_CHARS = 100_000  # longer prompts are cut before any work: only the last block_size characters count
+# Typographic characters and the plain ones they become in a prompt when the vocabulary lacks them.
+TYPOGRAPHIC = {"“": '"', "”": '"', "„": '"', "«": '"', "»": '"', "‘": "'", "’": "'", "‚": "'", "—": "-",
+               "–": "-", "‐": "-", "…": "...", "\u00a0": " ", "\t": " ", "\r\n": "\n", "\r": "\n"}
 UnknownPolicy = Literal["error", "drop", "replace"]
-
-
-class UnknownCharactersError(GPT40kError, ValueError):
-    """The text holds characters the vocabulary does not have."""
-
-    def __init__(self, chars: Iterable[str]):
-        self.chars = sorted(set(chars))
-        shown = ", ".join(repr(c) for c in self.chars[:20])
-        more = f" and {len(self.chars) - 20} more" if len(self.chars) > 20 else ""
-        super().__init__(
-            f"{len(self.chars)} character(s) are not in the vocabulary: {shown}{more}. "
-            "Pass unknown='drop' or unknown='replace' to handle them instead."
-        )
 
 
 @dataclass
@@ -40,22 +33,30 @@ class EncodeResult:
     unknown: list[str]  # distinct characters that were dropped or replaced
 
 
+@dataclass
+class Prompt:
+    """A prompt as the model will read it: ids, the text they spell, and a note per change made."""
+    ids: list[int]
+    text: str
+    notes: list[str] = field(default_factory=list)
+
+
 class CharTokenizer:
     """Maps characters to ids (their rank in the sorted vocabulary) and back."""
 
     def __init__(self, chars: Iterable[str], replacement: str | None = None):
         self.chars: list[str] = sorted(set(chars))
         if not self.chars:
-            raise ValueError("a tokenizer needs at least one character")
+            raise TokenizerError("a tokenizer needs at least one character")
         if any(len(c) != 1 for c in self.chars):
-            raise ValueError("every vocabulary entry must be a single character")
+            raise TokenizerError("every vocabulary entry must be a single character")
         self.stoi = {c: i for i, c in enumerate(self.chars)}
         # The character that unknown ones become under unknown='replace': a space when the
         # vocabulary has one (it reads naturally), else the first character.
         if replacement is None:
             replacement = " " if " " in self.stoi else self.chars[0]
         if replacement not in self.stoi:
-            raise ValueError(f"replacement character {replacement!r} is not in the vocabulary")
+            raise TokenizerError(f"replacement character {replacement!r} is not in the vocabulary")
         self.replacement = replacement
         self._codepoints = np.array([ord(c) for c in self.chars], dtype=np.int64)
 
@@ -66,18 +67,17 @@ class CharTokenizer:
         counts = Counter(text)
         kept = [c for c, n in counts.items() if n >= min_char_count]
         if not kept:
-            raise ValueError(f"no character occurs at least {min_char_count} times in the text")
+            raise TokenizerError(f"no character occurs at least {min_char_count} times in the text")
         return cls(kept)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, **hub_kwargs) -> "CharTokenizer":
-        """Load ``tokenizer.json`` from a folder (or a file, or a Hub repository id)."""
-        from .hub import resolve_model_dir  # local import: the Hub is optional for plain use
-
-        path = Path(path)
+    def from_pretrained(cls, name_or_path: str | Path, *, revision: str | None = None,
+                        token: str | bool | None = None, cache_dir: str | None = None) -> "CharTokenizer":
+        """Load ``tokenizer.json`` from a folder, a file, a run folder or a Hub id ``user/name[@rev]``."""
+        path = Path(name_or_path)
         if path.is_file() or (path / TOKENIZER_FILE).is_file():
             return cls.load(path)
-        return cls.load(resolve_model_dir(str(path), **hub_kwargs) / TOKENIZER_FILE)
+        return cls.load(locate(name_or_path, revision=revision, token=token, cache_dir=cache_dir) / TOKENIZER_FILE)
 
     # ---- encode / decode ----------------------------------------------------------------
     def __len__(self) -> int:
@@ -94,7 +94,7 @@ class CharTokenizer:
         """Vectorised encoding; ``unknown`` decides what happens to characters not in the vocabulary.
         Long texts go in chunks, so memory stays a few times one chunk, not ~40 times the text."""
         if unknown not in ("error", "drop", "replace"):
-            raise ValueError(f"unknown must be 'error', 'drop' or 'replace', not {unknown!r}")
+            raise TokenizerError(f"unknown must be 'error', 'drop' or 'replace', not {unknown!r}")
         if len(text) > ENCODE_CHUNK:
             parts = [self._encode_chunk(text[i:i + ENCODE_CHUNK], unknown)
                      for i in range(0, len(text), ENCODE_CHUNK)]
@@ -120,6 +120,36 @@ class CharTokenizer:
         dtype = np.uint8 if len(self) <= 256 else np.uint16
         return EncodeResult(ids=ids.astype(dtype), unknown=missing)
 
+    def encode_prompt(self, text: str | None, max_chars: int | None = None) -> Prompt:
+        """What every prompt goes through (the page, sample.py, the card, the trainer's samples):
+        typography mapped to the plain forms the vocabulary has, unknown characters left out,
+        only the last ``max_chars`` kept, and a new line when nothing is left; a note for each."""
+        notes: list[str] = []
+        text = unicodedata.normalize("NFC", "" if text is None else str(text)[-MAX_PROMPT_CHARS:])
+        mapped = {}
+        for src, dst in TYPOGRAPHIC.items():
+            if src in text and src not in self.stoi and all(c in self.stoi for c in dst):
+                text = text.replace(src, dst)
+                if src not in ("\r\n", "\r"):
+                    mapped[src] = dst
+        if mapped:
+            notes.append("Replaced " + ", ".join(f"{s!r} with {d!r}" for s, d in mapped.items())
+                         + " (the model knows only the plain forms).")
+        result = self.encode_array(text, unknown="drop")
+        if result.unknown:
+            shown = ", ".join(repr(c) if c.isprintable() else f"U+{ord(c):04X}" for c in result.unknown[:20])
+            more = f" and {len(result.unknown) - 20} more" if len(result.unknown) > 20 else ""
+            notes.append(f"Removed {len(result.unknown)} character(s) the model does not know: {shown}{more}.")
+        ids = result.ids.tolist()
+        if max_chars is not None and len(ids) > max_chars:
+            notes.append(f"The prompt is longer than the model's context of {max_chars} characters: "
+                         f"only its last {max_chars} characters are used.")
+            ids = ids[-max_chars:]
+        if not ids:
+            notes.append("The prompt is empty (after cleaning): starting from a new line.")
+            ids = self.encode("\n", unknown="replace")
+        return Prompt(ids, self.decode(ids), notes)
+
     def decode(self, ids: Iterable[int]) -> str:
         chars = self.chars
         return "".join(chars[int(i)] for i in ids)
@@ -136,7 +166,7 @@ class CharTokenizer:
         path = Path(path)
         if path.is_dir():
             path = path / TOKENIZER_FILE
-        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
+        write_text(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=1))
 
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write ``folder/tokenizer.json``, creating the folder (the Hugging Face convention)."""
@@ -159,9 +189,9 @@ class CharTokenizer:
                 raise ValueError("vocabulary is not sorted and unique")
             return cls(vocab, replacement=data.get("replacement"))
         except FileNotFoundError:
-            raise FileNotFoundError(f"no {TOKENIZER_FILE} at {path}") from None
+            raise TokenizerError(f"no {TOKENIZER_FILE} at {path}") from None
         except (ValueError, KeyError, TypeError) as e:
-            raise ValueError(f"{path} is not a valid GPT-40k tokenizer file: {e}") from None
+            raise TokenizerError(f"{path} is not a valid GPT-40k tokenizer file: {e}") from None
 
     def __repr__(self) -> str:
         return f"CharTokenizer(vocab_size={len(self)})"

@@ -1,15 +1,14 @@
 """The training loop: AdamW, warm-up + cosine schedule, mixed precision, evaluation, early
-stopping, atomic checkpoints, exact resume, signal handling, and DDP under torchrun."""
+stopping, atomic checkpoints, exact resume (resume.py), signals, and DDP under torchrun.
+What the run prints and writes for people (metrics, curve, card, push) is reporting.py."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import signal
 import sys
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,25 +17,16 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
-from . import hub, runtime
-from .card import CORPUS_FILE, SUMMARY_FILE, write_card
-from .checkpoint import (ARGS_FILE, SNAPSHOTS_DIR, STATE_FILE, atomic_folder, load_local, load_training_state,
-                         save_model, save_training_state, write_json, write_model_files)
+from . import resume, runtime
+from .checkpoint import load, load_training_state, save_checkpoint
 from .config import TrainConfig
-from .errors import GPT40kError
 from .data import CorpusData, get_batch, prepare_corpus
+from .errors import TrainingError
+from .files import ARGS_FILE, BEST_DIR, CORPUS_FILE, LATEST_DIR, SNAPSHOTS_DIR, write_json
 from .generation import stream
 from .model import GPT
-from .plotting import plot_loss_curve
-
-METRICS_FILE = "metrics.jsonl"
-CURVE_FILE = "loss_curve.png"
-LN2 = math.log(2)
-
-
-class TrainingError(GPT40kError, RuntimeError):
-    """Training cannot go on; the message says why and what is kept on disk."""
-
+from .reporting import LN2, Reporter
+from .runtime import StopSignal, run_lock
 
 @dataclass
 class TrainResult:
@@ -69,90 +59,46 @@ def make_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> torch.
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=device.type == "cuda")
 
 
-class StopSignal:
-    """SIGINT/SIGTERM set a flag; the loop saves a resumable checkpoint and exits at the next step.
-    A second SIGINT falls back to Python's default (an immediate KeyboardInterrupt)."""
-
-    def __init__(self):
-        self.requested: str | None = None
-
-    def _handle(self, signum, frame):
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = signal.Signals(signum).name
-
-    @contextmanager
-    def installed(self):
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
-            yield self
-            return
-        # SIGHUP too: a closed terminal or dropped SSH session saves like Ctrl-C does.
-        stops = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-        previous = {s: signal.signal(s, self._handle) for s in stops}
-        try:
-            yield self
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
-
-
-@contextmanager
-def run_lock(out: Path):
-    """One trainer per run folder: a second one would interleave metrics and overwrite checkpoints."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory locks here
-        yield
-        return
-    with open(out / ".train.lock", "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise TrainingError(f"another train.py is writing to {out}: wait for it to end, or give this run "
-                                "another --out") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 class Trainer:
     def __init__(self, cfg: TrainConfig, resume_from: Path | None = None, log=tqdm.write):
-        self.cfg, self.log = cfg, log
+        self.cfg = cfg
         self.out = Path(cfg.out)
         self.dist, self.device = runtime.setup_distributed(cfg.device)
-        self.say = log if self.dist.is_main else (lambda *a, **k: None)
+        self.report = Reporter(self.out, cfg, log, self.dist.is_main)
         self.dtype = runtime.resolve_dtype(cfg.dtype, self.device)
         if self.dist.is_main:
             self._check_writable(self.out)
-        self.resume_state = None
-        tokenizer = None
-        if resume_from is not None:
-            resumed_model, tokenizer = load_local(resume_from, "cpu")
-            self.resume_state = load_training_state(resume_from)
-        self.data = self._prepare_data(tokenizer)
+        resumed = load(resume_from) if resume_from is not None else None
+        self.data = self._prepare_data(resumed.tokenizer if resumed else None)
         self.tokenizer = self.data.tokenizer
 
         torch.manual_seed(cfg.seed)  # same initial weights on every rank
         self.model = GPT(cfg.model_config(len(self.tokenizer)))
-        if resume_from is not None:
-            if resumed_model.config != self.model.config:
+        if resumed is not None:
+            if resumed.model.config != self.model.config:
                 raise TrainingError(f"the model flags differ from the checkpoint being resumed "
-                                    f"({resumed_model.config} vs {self.model.config}): drop them to resume")
-            self.model.load_state_dict(resumed_model.state_dict())
+                                    f"({resumed.model.config} vs {self.model.config}): drop them to resume")
+            self.model.load_state_dict(resumed.model.state_dict())
         self.model.to(self.device)
-        self.model.set_attention_kernel(cfg.attention, self.device)
+        self.model.set_attention_kernel(cfg.attention)
         self.optimizer = make_optimizer(self.model, cfg, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         # Each rank draws its own batches and dropout masks; the val batches are the same every time.
         self.batch_gen = torch.Generator().manual_seed(cfg.seed + self.dist.rank)
         torch.manual_seed(cfg.seed + self.dist.rank)
-        self.step, self.best_val, self.best_step, self.bad_evals, self.elapsed = 0, None, None, 0, 0.0
-        if self.resume_state is not None:
-            self._restore(self.resume_state)
+        self.progress = resume.Progress()
+        if resumed is not None:
+            self.progress = resume.restore(load_training_state(resume_from), self.optimizer, self.scaler,
+                                           self.batch_gen, self.device, self.dist, cfg.seed, self.report.say)
         self.train_model = self._wrap(self.model)
+
+    @property
+    def step(self) -> int:
+        return self.progress.step
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.cfg.batch_size * self.cfg.block_size * self.dist.world_size
 
     # ---- set-up ---------------------------------------------------------------------------
     @staticmethod
@@ -188,63 +134,27 @@ class Trainer:
             model = DDP(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         return model
 
-    def _restore(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
-        if state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        self.step, self.elapsed = state["step"], state["elapsed_s"]
-        self.best_val, self.best_step, self.bad_evals = state["best_val"], state["best_step"], state["bad_evals"]
-        rngs = state["rng"]
-        if len(rngs) != self.dist.world_size:
-            self.say(f"note: the run was saved with {len(rngs)} process(es) and resumes with "
-                     f"{self.dist.world_size}; batches are re-seeded, so the losses will not match "
-                     "an uninterrupted run exactly")
-            self.batch_gen.manual_seed(self.cfg.seed + 7919 * self.step + self.dist.rank)
-            return
-        rng = rngs[self.dist.rank]
-        torch.set_rng_state(rng["torch"])
-        self.batch_gen.set_state(rng["batches"])
-        if self.device.type == "cuda" and rng.get("cuda") is not None:
-            torch.cuda.set_rng_state(rng["cuda"], self.device)
-
     # ---- checkpoints ----------------------------------------------------------------------
-    def _rng_states(self) -> list[dict]:
-        """Every rank's RNG states, gathered on all ranks (a collective call)."""
-        mine = {"torch": torch.get_rng_state(), "batches": self.batch_gen.get_state(),
-                "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
-        if not self.dist.enabled:
-            return [mine]
-        gathered = [None] * self.dist.world_size
-        dist.all_gather_object(gathered, mine)
-        return gathered
-
     def _check_finite(self) -> None:
         """A checkpoint of nan/inf weights would only repeat the failure: never write one."""
         if not all(torch.isfinite(p).all() for p in self.model.parameters()):
             raise TrainingError(
                 f"the weights became nan or inf by step {self.step}: training diverged, and no checkpoint was "
-                f"written from them; {self.out / 'latest'} keeps the last finite one. Lower --lr, raise "
+                f"written from them; {self.out / LATEST_DIR} keeps the last finite one. Lower --lr, raise "
                 "--warmup-iters, or try --dtype float32, then --resume (or start again).")
 
     def save_latest(self) -> None:
         """The resumable checkpoint: weights, tokenizer, arguments and the whole training state."""
         self._check_finite()
-        rng = self._rng_states()  # every rank takes part in the gather; only rank 0 writes
-        if not self.dist.is_main:
-            return
-        state = {"step": self.step, "elapsed_s": self.elapsed, "best_val": self.best_val,
-                 "best_step": self.best_step, "bad_evals": self.bad_evals, "rng": rng,
-                 "optimizer": self.optimizer.state_dict(),
-                 "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None}
-        with atomic_folder(self.out / "latest") as tmp:
-            write_model_files(self.model, tmp, self.tokenizer)
-            write_json(tmp / ARGS_FILE, self.cfg.to_dict())
-            save_training_state(tmp / STATE_FILE, state)
+        rngs = resume.rng_states(self.batch_gen, self.device, self.dist)  # every rank takes part
+        if self.dist.is_main:
+            resume.write_latest(self.out / LATEST_DIR, self.model, self.tokenizer, self.cfg, self.progress,
+                                self.optimizer, self.scaler, rngs)
 
     def save_best(self) -> None:
         self._check_finite()
         if self.dist.is_main:
-            save_model(self.model, self.out / "best", self.tokenizer)
+            save_checkpoint(self.model, self.out / BEST_DIR, self.tokenizer)
 
     # ---- evaluation -----------------------------------------------------------------------
     @torch.no_grad()
@@ -267,64 +177,42 @@ class Trainer:
 
     def sample_text(self, n_chars: int) -> str:
         gen = torch.Generator(self.device).manual_seed(self.cfg.seed)
-        prompt = self.tokenizer.encode("\n", unknown="replace")
+        prompt = self.tokenizer.encode_prompt("\n").ids
         ids = [int(s.token[0]) for s in stream(self.model, prompt, n_chars, temperature=0.8, generator=gen)]
         return self.tokenizer.decode(ids)
 
     def evaluate(self) -> bool:
         """Log the losses, keep the best checkpoint, save the latest; True when patience ran out."""
-        losses = self.estimate_loss()
+        losses, p = self.estimate_loss(), self.progress
         if not all(math.isfinite(v) for v in losses.values()):
             which = "train" if not math.isfinite(losses["train"]) else "val"
             raise TrainingError(
                 f"the {which} loss became {losses[which]} at step "
-                f"{self.step}: training diverged, and no checkpoint was written from it; {self.out / 'latest'} "
+                f"{p.step}: training diverged, and no checkpoint was written from it; {self.out / LATEST_DIR} "
                 "keeps the last good one. Lower --lr, raise --warmup-iters, or try --dtype float32.")
-        improved = self.best_val is None or losses["val"] < self.best_val
+        improved = p.best_val is None or losses["val"] < p.best_val
         if improved:
-            self.best_val, self.best_step, self.bad_evals = losses["val"], self.step, 0
+            p.best_val, p.best_step, p.bad_evals = losses["val"], p.step, 0
             self.save_best()
         else:
-            self.bad_evals += 1
-        record = {"step": self.step, "train_loss": round(losses["train"], 5), "val_loss": round(losses["val"], 5),
-                  "val_bpc": round(losses["val"] / LN2, 5), "lr": lr_at(max(0, self.step - 1), self.cfg),
-                  "tokens": self.step * self.tokens_per_step, "elapsed_s": round(self.elapsed, 2)}
+            p.bad_evals += 1
+        record = {"step": p.step, "train_loss": round(losses["train"], 5), "val_loss": round(losses["val"], 5),
+                  "val_bpc": round(losses["val"] / LN2, 5), "lr": lr_at(max(0, p.step - 1), self.cfg),
+                  "tokens": p.step * self.tokens_per_step, "elapsed_s": round(p.elapsed_s, 2)}
         self.save_latest()
-        if self.dist.is_main and self.cfg.snapshot_every and self.step % self.cfg.snapshot_every == 0:
+        if self.dist.is_main and self.cfg.snapshot_every and p.step % self.cfg.snapshot_every == 0:
             # Half precision halves the size; the app converts back when it loads a snapshot.
-            save_model(self.model, self.out / SNAPSHOTS_DIR / f"step-{self.step:06d}", self.tokenizer,
-                       dtype=torch.float16, info=record)
-        if self.dist.is_main:
-            with open(self.out / METRICS_FILE, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
-            plot_loss_curve(self.out / METRICS_FILE, self.out / CURVE_FILE)
-            if self.cfg.push_to_hub and self.cfg.push_every and self.step > 0:
-                self._push(lambda: hub.push_snapshot(self.out, self.cfg.push_to_hub, self.step, losses["val"],
-                                                     private=self.cfg.hub_private))
-            mark = " (best)" if improved else f" (best {self.best_val:.4f} at step {self.best_step})"
-            self.say(f"step {self.step:>6}: train {losses['train']:.4f}  val {losses['val']:.4f}{mark}")
-            if self.cfg.sample_chars:
-                sample = self.sample_text(self.cfg.sample_chars).replace("\n", "\n    ")
-                self.say("    " + sample)
-        return self.cfg.patience > 0 and self.bad_evals >= self.cfg.patience
+            save_checkpoint(self.model, self.out / SNAPSHOTS_DIR / f"step-{p.step:06d}", self.tokenizer,
+                            dtype=torch.float16, info=record)
+        sample = self.sample_text(self.cfg.sample_chars) if self.dist.is_main and self.cfg.sample_chars else None
+        self.report.evaluation(record, improved, p.best_val, p.best_step, sample)
+        return self.cfg.patience > 0 and p.bad_evals >= self.cfg.patience
 
     def _evaluate_all(self) -> bool:
         # Ranks may round differently on a GPU: agree on stopping, or one would wait forever.
         return runtime.any_rank(self.evaluate(), self.dist, self.device)
 
-    def _trim_metrics(self) -> None:
-        """Drop metrics of steps after the checkpoint being resumed (logged by a run that died later)."""
-        path = self.out / METRICS_FILE
-        if self.dist.is_main and path.exists():
-            lines = [ln for ln in path.read_text(encoding="utf-8").splitlines()
-                     if ln.strip() and json.loads(ln)["step"] <= self.step]
-            path.write_text("".join(ln + "\n" for ln in lines), encoding="utf-8")
-
     # ---- the loop -------------------------------------------------------------------------
-    @property
-    def tokens_per_step(self) -> int:
-        return self.cfg.batch_size * self.cfg.block_size * self.dist.world_size
-
     def train_step(self) -> float:
         lr = lr_at(self.step, self.cfg)
         for group in self.optimizer.param_groups:
@@ -350,102 +238,52 @@ class Trainer:
             return self._run(until_step)
 
     def _run(self, until_step: int | None) -> TrainResult:
-        cfg = self.cfg
+        cfg, p = self.cfg, self.progress
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             write_json(self.out / ARGS_FILE, cfg.to_dict())
             write_json(self.out / CORPUS_FILE, self.data.summary())
-            self._trim_metrics()
-        self._print_header()
+            self.report.trim_metrics(p.step)
+        self.report.header(self.data, self.model, self.device, self.dist.world_size, self.dtype,
+                           self.tokens_per_step, p.step)
         signals = StopSignal()
         reason = "finished"
-        pbar = tqdm(total=cfg.max_iters, initial=self.step, disable=not self.dist.is_main, dynamic_ncols=True,
+        pbar = tqdm(total=cfg.max_iters, initial=p.step, disable=not self.dist.is_main, dynamic_ncols=True,
                     unit="step", file=sys.stderr, mininterval=1.0)
-        start, tokens_done, tic = time.time() - self.elapsed, 0, time.time()
+        start, tokens_done, tic = time.time() - p.elapsed_s, 0, time.time()
         with signals.installed():
-            if self.step == 0 and self._evaluate_all():
+            if p.step == 0 and self._evaluate_all():
                 reason = "early stopping"
-            while reason == "finished" and self.step < cfg.max_iters:
+            while reason == "finished" and p.step < cfg.max_iters:
                 loss = self.train_step()
-                bad_loss = not math.isfinite(loss)
-                if runtime.any_rank(bad_loss, self.dist, self.device):
+                if runtime.any_rank(not math.isfinite(loss), self.dist, self.device):
                     pbar.close()
                     raise TrainingError(
-                        f"the loss became {loss} at step {self.step + 1}: training diverged. The last good "
-                        f"checkpoint is kept in {self.out / 'latest'} (resume with --resume {self.out}). "
+                        f"the loss became {loss} at step {p.step + 1}: training diverged. The last good "
+                        f"checkpoint is kept in {self.out / LATEST_DIR} (resume with --resume {self.out}). "
                         "Lower --lr, raise --warmup-iters, or try --dtype float32.")
-                self.step += 1
-                self.elapsed = time.time() - start
+                p.step += 1
+                p.elapsed_s = time.time() - start
                 tokens_done += self.tokens_per_step
                 pbar.update(1)
-                if pbar.n % 10 == 0 or self.step == cfg.max_iters:
+                if pbar.n % 10 == 0 or p.step == cfg.max_iters:
                     pbar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tokens_done / (time.time() - tic):,.0f}")
-                if self.step % cfg.eval_interval == 0 or self.step == cfg.max_iters:
+                if p.step % cfg.eval_interval == 0 or p.step == cfg.max_iters:
                     if self._evaluate_all():
                         reason = "early stopping"
                         break
-                time_up = cfg.time_limit is not None and self.elapsed >= 60 * cfg.time_limit
-                if runtime.any_rank(time_up or signals.requested is not None or self.step == until_step,
+                time_up = cfg.time_limit is not None and p.elapsed_s >= 60 * cfg.time_limit
+                if runtime.any_rank(time_up or signals.requested is not None or p.step == until_step,
                                     self.dist, self.device):
                     reason = "time limit" if time_up else "interrupted"
                     self.save_latest()
                     break
         pbar.close()
-        result = TrainResult(self.out, self.step, self.best_val, self.best_step, reason, self.elapsed,
-                             signals.requested)
-        self._print_summary(result)
-        if self.dist.is_main:
-            self._finish(result)
+        result = TrainResult(self.out, p.step, p.best_val, p.best_step, reason, p.elapsed_s, signals.requested)
+        self.report.summary(result)
+        self.report.finish(result, runtime.describe_hardware(self.device, self.dist.world_size), self.dtype,
+                           self.tokens_per_step)
         return result
-
-    # ---- the end: summary, model card, push ------------------------------------------------
-    def _finish(self, result: TrainResult) -> None:
-        write_json(self.out / SUMMARY_FILE, {
-            "steps": result.step, "tokens": result.step * self.tokens_per_step, "elapsed_s": round(result.elapsed_s, 1),
-            "hardware": runtime.describe_hardware(self.device, self.dist.world_size),
-            "dtype": str(self.dtype).replace("torch.", ""), "stop_reason": result.stop_reason,
-            "best_val_loss": result.best_val_loss, "best_step": result.best_step})
-        write_card(self.out / "best", self.out, self.cfg.push_to_hub)
-        if self.cfg.push_to_hub:
-            result.push_error = self._push(lambda: hub.push_run(
-                self.out, self.cfg.push_to_hub, private=self.cfg.hub_private,
-                with_training_state=self.cfg.push_training_state))
-
-    def _push(self, push) -> str | None:
-        """Run a push; a failure is reported and returned, never raised: the run stays on disk."""
-        try:
-            url = push()
-        except hub.HubError as e:
-            self.say(f"error: {e}\nEverything is saved in {self.out}. Push it later with: "
-                     f"python -m gpt40k.push {self.out} {self.cfg.push_to_hub}")
-            return str(e)
-        self.say(f"pushed to the Hub: {url}")
-        return None
-
-    # ---- reporting ------------------------------------------------------------------------
-    def _print_header(self) -> None:
-        cfg, m = self.cfg, self.model
-        self.say(self.data.summary_table())
-        self.say(f"model: {m.num_parameters():,} parameters ({cfg.n_layer} layers, {cfg.n_head} heads, "
-                 f"{cfg.n_embd} channels, block {cfg.block_size}, vocab {len(self.tokenizer)})")
-        where = f"{self.device}" + (f" x {self.dist.world_size} processes" if self.dist.enabled else "")
-        self.say(f"training on {where}, {str(self.dtype).replace('torch.', '')}"
-                 f"{', compiled' if cfg.compile else ''}; {self.tokens_per_step:,} tokens per step"
-                 + (f"; resuming at step {self.step}" if self.step else ""))
-
-    def _print_summary(self, r: TrainResult) -> None:
-        if r.best_val_loss is not None:
-            best = f"best val loss {r.best_val_loss:.4f} ({r.best_val_loss / LN2:.3f} bits/char) at step {r.best_step}"
-        else:
-            best = "no evaluation yet"
-        why = {"finished": f"finished {r.step} steps", "early stopping":
-               f"stopped early at step {r.step}: val loss did not improve for {self.cfg.patience} evaluations",
-               "time limit": f"time limit reached at step {r.step}",
-               "interrupted": f"interrupted ({r.signal_name or 'requested'}) at step {r.step}"}[r.stop_reason]
-        self.say(f"{why} in {r.elapsed_s / 60:.1f} min; {best}")
-        self.say(f"best checkpoint: {self.out / 'best'}   resumable: {self.out / 'latest'}")
-        if r.stop_reason in ("interrupted", "time limit"):
-            self.say(f"continue with: python train.py --resume {self.out}")
 
     def close(self) -> None:
         runtime.cleanup_distributed(self.dist)

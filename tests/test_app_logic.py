@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from gpt40k import GPT, CharTokenizer, GPTConfig
-from gpt40k.app.request import GenerationRequest, clamp_request, clean_prompt
+from gpt40k.app.request import GenerationRequest, clamp_request
 from gpt40k.app.stepstream import dequantise, decode_row, end_message, quantise, start_message, step_message
 from gpt40k.app.transcript import TOP_N, generate
 
@@ -25,24 +25,6 @@ def run(model, req, **kw):
     for transcript, event in generate(model, TOK, req, **kw):
         events.append(event)
     return transcript, events
-
-
-def test_clean_prompt_maps_typography_and_removes_unknown_characters():
-    ids, text, notes = clean_prompt("“The Emperor” — protects…", TOK, 100)
-    assert text.startswith('"The E') and text.endswith("protects...") and " - " in text
-    assert any(n.startswith("Replaced") and "'—' with '-'" in n for n in notes)
-    ids, text, notes = clean_prompt("abc🙂\x00\u202eשלום", TOK, 100)
-    assert text == "abc" and notes[0].startswith("Removed") and "U+0000" in notes[0]
-    assert ids == TOK.encode("abc")
-
-
-def test_clean_prompt_empty_and_too_long():
-    ids, text, notes = clean_prompt("", TOK, 16)
-    assert text == "\n" and "empty" in notes[0]
-    assert clean_prompt(None, TOK, 16)[1] == "\n"
-    long = "the sea " * 12_500  # 100,000 characters
-    ids, text, notes = clean_prompt(long, TOK, 16)
-    assert len(ids) == 16 and text == long[-16:] and "last 16 characters" in notes[0]
 
 
 @pytest.mark.parametrize("field, value, expected", [

@@ -41,9 +41,9 @@ def test_divergence_never_writes_non_finite_weights(books, tmp_path, capsys):
     out = tmp_path / "run"
     assert train_main(tiny_args(books, out, lr=1e30, eval_interval=1, max_iters=5)) == 1
     assert "training diverged" in capsys.readouterr().err
-    from gpt40k.checkpoint import load_local
+    from gpt40k.checkpoint import load
 
-    model, _ = load_local(out / "latest")  # the step-0 checkpoint, from before the first update
+    model = load(out / "latest").model  # the step-0 checkpoint, from before the first update
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
@@ -97,7 +97,7 @@ def test_an_empty_out_and_a_nul_byte_deep_in_a_book(books, tmp_path, capsys):
 
 
 def test_a_full_disk_while_saving_is_a_message_and_leaves_no_temporary_folder(books, tmp_path, capsys, monkeypatch):
-    import gpt40k.checkpoint as ck
+    import gpt40k.model as ck
 
     def no_space(*args, **kwargs):
         raise OSError(28, "No space left on device")

@@ -1,11 +1,14 @@
 import json
 import pickle
 
+import numpy as np
 import pytest
 import torch
 
 from gpt40k import GPT, CharTokenizer, GPTConfig
-from gpt40k.checkpoint import CheckpointError, atomic_folder, find_checkpoint, load_local, load_training_state
+from gpt40k.checkpoint import CheckpointError, load, load_training_state
+from gpt40k.files import atomic_folder
+from gpt40k.hub import find_checkpoint
 
 
 def saved(tmp_path):
@@ -50,7 +53,7 @@ def test_damaged_checkpoints_give_clear_errors(tmp_path, damage, message):
     _, _, folder = saved(tmp_path)
     damage(folder)
     with pytest.raises(CheckpointError, match=message):
-        load_local(folder)
+        load(folder)
 
 
 def test_weights_that_do_not_fit_the_config(tmp_path):
@@ -59,7 +62,7 @@ def test_weights_that_do_not_fit_the_config(tmp_path):
     cfg["n_embd"] = 16
     (folder / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(CheckpointError, match="does not match config.json"):
-        load_local(folder)
+        load(folder)
 
 
 def test_training_state_never_unpickles_code(tmp_path):
@@ -106,7 +109,7 @@ def _versions():
 
 def _kill_at(monkeypatch, step: int | None):
     """Make the step-th file-system operation of atomic_folder (rename or remove) kill the process."""
-    import gpt40k.checkpoint as ck
+    import gpt40k.files as ck
 
     count = {"n": 0}
     real_rename, real_remove = ck._rename, ck._remove
@@ -125,9 +128,10 @@ def _kill_at(monkeypatch, step: int | None):
 
 
 def _loaded_version(run, models) -> int:
-    from gpt40k.checkpoint import find_checkpoint, load_local
+    from gpt40k.checkpoint import load
+    from gpt40k.hub import find_checkpoint
 
-    model, _ = load_local(find_checkpoint(run))  # how the app and --resume find a run's checkpoint
+    model = load(find_checkpoint(run)).model  # how the app and --resume find a run's checkpoint
     for i, m in enumerate(models):
         if all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), m.state_dict().values())):
             return i
@@ -137,33 +141,33 @@ def _loaded_version(run, models) -> int:
 def test_a_kill_at_any_step_of_two_saves_in_a_row_never_loses_the_checkpoint(tmp_path, monkeypatch):
     """Every pair of kill points (one in a save, one in the save after it): a complete checkpoint
     is always found, and it is the newest one that was completely written."""
-    from gpt40k.checkpoint import save_model
+    from gpt40k.checkpoint import save_checkpoint
 
     models, tok = _versions()
     steps = _kill_at(monkeypatch, None)
-    save_model(models[0], tmp_path / "probe" / "latest", tok)
-    save_model(models[1], tmp_path / "probe" / "latest", tok)
+    save_checkpoint(models[0], tmp_path / "probe" / "latest", tok)
+    save_checkpoint(models[1], tmp_path / "probe" / "latest", tok)
     ops = steps["n"] // 2 + 2  # operations in one save (a few more: the first save of a pair does fewer)
     for first in range(1, ops + 1):
         for second in range(1, ops + 2):
             run = tmp_path / f"run-{first}-{second}"
             monkeypatch.undo()
-            save_model(models[0], run / "latest", tok)
+            save_checkpoint(models[0], run / "latest", tok)
             _kill_at(monkeypatch, first)
             try:
-                save_model(models[1], run / "latest", tok)
+                save_checkpoint(models[1], run / "latest", tok)
             except Killed:
                 pass
             assert _loaded_version(run, models) in (0, 1)
             monkeypatch.undo()
             _kill_at(monkeypatch, second)
             try:
-                save_model(models[2], run / "latest", tok)
+                save_checkpoint(models[2], run / "latest", tok)
                 assert _loaded_version(run, models) == 2
             except Killed:
                 assert _loaded_version(run, models) in (0, 1, 2)
             monkeypatch.undo()
-            save_model(models[2], run / "latest", tok)  # and the next clean save tidies up
+            save_checkpoint(models[2], run / "latest", tok)  # and the next clean save tidies up
             assert _loaded_version(run, models) == 2
             assert sorted(p.name for p in run.iterdir()) == ["latest"]
 
@@ -192,3 +196,39 @@ def test_a_mistyped_local_path_is_reported_as_one(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(HubError, match="runs/mine is no folder here"):
         GPT.from_pretrained("runs/mine")
+
+
+def test_load_gives_model_tokenizer_and_folder_and_says_what_is_missing(tmp_path):
+    from gpt40k import GPT, CharTokenizer, GPTConfig, load
+
+    model = GPT(GPTConfig(vocab_size=6, block_size=8, n_layer=1, n_head=1, n_embd=8))
+    model.save_pretrained(tmp_path / "run" / "best", tokenizer=CharTokenizer("abcdef"))
+    ckpt = load(tmp_path / "run")  # a run folder: its best/
+    assert ckpt.folder == tmp_path / "run" / "best" and ckpt.tokenizer.chars == list("abcdef")
+    assert ckpt.model.config == model.config and not ckpt.model.training
+    model.save_pretrained(tmp_path / "model-only")
+    with pytest.raises(CheckpointError, match="no tokenizer.json"):
+        load(tmp_path / "model-only")  # the model alone loads with GPT.from_pretrained, not as a pair
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load(tmp_path / "nowhere" / "deeper")
+
+
+def test_a_vocabulary_over_256_characters_takes_the_uint16_path(tmp_path):
+    """Ids above 255 need two bytes: encoding, the corpus cache, batches, model and checkpoint."""
+    from gpt40k import GPT, GPTConfig, load
+    from gpt40k.data import get_batch, prepare_corpus
+
+    chars = [chr(0x400 + i) for i in range(300)]  # 300 Cyrillic-and-beyond characters
+    text = "".join(chars[(i * 7) % 300] for i in range(6000))
+    (tmp_path / "book.txt").write_text(text, encoding="utf-8")
+    data = prepare_corpus(str(tmp_path / "book.txt"), tmp_path / "cache")
+    assert len(data.tokenizer) == 300 and data.train.dtype == np.uint16
+    again = prepare_corpus(str(tmp_path / "book.txt"), tmp_path / "cache")  # from the memory-mapped cache
+    assert np.array_equal(np.asarray(again.train), np.asarray(data.train))
+    x, y = get_batch(data.train, 4, 16, torch.Generator().manual_seed(0))
+    assert x.max() > 255 and torch.equal(x[:, 1:], y[:, :-1])
+    assert data.tokenizer.decode(x[0].tolist()) in text
+    model = GPT(GPTConfig(vocab_size=300, block_size=16, n_layer=1, n_head=2, n_embd=16))
+    assert model(x, y).loss.isfinite()
+    model.save_pretrained(tmp_path / "ckpt", tokenizer=data.tokenizer)
+    assert load(tmp_path / "ckpt").tokenizer.chars == chars

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from conftest import ROOT, tiny_args
-from gpt40k.checkpoint import load_local, load_training_state
+from gpt40k.checkpoint import load, load_training_state
 from gpt40k.plotting import read_metrics
 
 
@@ -27,7 +27,7 @@ def test_two_process_gloo_training_and_resume(books, tmp_path):
     assert rows[-1]["tokens"] == 40 * 2 * 16 * 32  # both processes' batches count
     state = load_training_state(out / "latest")
     assert len(state["rng"]) == 2  # each rank's RNG, for an exact resume
-    load_local(out)
+    load(out)
 
     proc = torchrun(["--resume", str(out), "--max-iters", "60"], tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr

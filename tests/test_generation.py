@@ -97,3 +97,4 @@ def test_stream_restores_training_mode_and_reports_probabilities():
         assert len(s.attentions) == 2
     assert steps[0].attentions[0].shape == (1, 2, 3, 3)  # the prompt's full map
     assert steps[1].attentions[0].shape == (1, 2, 1, 4)  # then one new row per character
+

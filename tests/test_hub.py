@@ -74,7 +74,7 @@ def test_train_push_pull_and_resume_from_the_hub(hub, books, tmp_path, capsys):
 
 
 def test_model_card(hub, trained_run):
-    from gpt40k.hub import push_run
+    from gpt40k.publish import push_run
 
     push_run(trained_run, "alice/card-test")
     card = ModelCard(hub.files("alice/card-test")["README.md"].decode())

@@ -98,37 +98,55 @@ def test_preset_sizes():
     assert set(PRESETS) == {"seed", "seed-20m", "cpu", "tiny"}
 
 
-def test_cpu_dropout_drops_p_rounded_to_256ths_and_keeps_the_mean():
-    from gpt40k.model import Dropout
-
-    drop = Dropout(0.2)
-    x = torch.ones(1000, 1000)
-    torch.manual_seed(0)
-    y = drop(x)
-    dropped = (y == 0).float().mean().item()
-    assert abs(dropped - 51 / 256) < 0.003  # 0.2 rounds to 51/256
-    assert abs(y.mean().item() - 1.0) < 0.01  # survivors are scaled up: the expectation is kept
-    assert set(torch.unique(y).tolist()) == {0.0, torch.tensor(256 / 205).item()}
-    torch.manual_seed(0)
-    assert torch.equal(drop(x), y)  # the global RNG drives it: a resumed run draws the same masks
-    assert torch.equal(drop.eval()(x), x)
-    x.requires_grad_(True)
-    drop.train()(x).sum().backward()
-    assert set(torch.unique(x.grad).tolist()) == {0.0, torch.tensor(256 / 205).item()}
-
-
 def test_auto_kernel_follows_the_tensors_device_at_call_time(monkeypatch):
     """GPT(cfg).to(device) needs no set_attention_kernel: "auto" looks at the tensors when it runs."""
     import torch.nn.functional as F
 
+    import gpt40k.model as model_module
+
     model = small(dropout=0.0)
     calls = []
-    real = F.scaled_dot_product_attention
-    monkeypatch.setattr(F, "scaled_dot_product_attention", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real_sdpa, real_chunked = F.scaled_dot_product_attention, model_module.chunked_causal_attention
+    monkeypatch.setattr(F, "scaled_dot_product_attention", lambda *a, **k: calls.append("fused") or real_sdpa(*a, **k))
+    monkeypatch.setattr(model_module, "chunked_causal_attention",
+                        lambda *a, **k: calls.append("chunked") or real_chunked(*a, **k))
     idx = torch.randint(0, 11, (1, 8))
-    model(idx)
-    assert calls == []  # on CPU: the explicit attention
+    model.to("cpu")(idx)
+    assert calls == ["chunked"] * 2  # on CPU: cpu_kernels, in both layers
+    calls.clear()
+    model(idx, return_attention=True)
+    assert calls == []  # the weights come from causal_attention, whatever the kernel
+    small(dropout=0.0).to("meta")(idx.to("meta"))  # a device that is not the CPU (a GPU would be): fused
+    assert calls == ["fused"] * 2
+    calls.clear()
     model.set_attention_kernel("fused")
     model(idx)
-    assert len(calls) == model.config.n_layer
+    assert calls == ["fused"] * 2
     assert all(block.attn.kernel == "fused" for block in model.blocks)
+
+
+def test_kernels_agree_with_the_lectures_attention():
+    """auto (cpu_kernels here), fused and math give the same logits, with and without a KV cache."""
+    model = small(dropout=0.0)
+    idx = torch.randint(0, 11, (2, 16))
+    model.set_attention_kernel("math")
+    reference = model(idx).logits
+    for kernel in ("auto", "fused"):
+        model.set_attention_kernel(kernel)
+        torch.testing.assert_close(model(idx).logits, reference, atol=1e-5, rtol=1e-5)
+        cache = model.new_cache(2)  # 10 positions, then 6 more after them: a mask with an offset
+        model(idx[:, :10], cache=cache)
+        torch.testing.assert_close(model(idx[:, 10:], cache=cache).logits, reference[:, 10:], atol=1e-5, rtol=1e-5)
+
+
+def test_math_kernel_is_pytorchs_exact_dropout():
+    """--attention math is the reference: nn.Dropout with the exact p, no 1/256 rounding."""
+    model = small(dropout=0.2).train()
+    model.set_attention_kernel("math")
+    x = torch.ones(400, 400)
+    torch.manual_seed(0)
+    y = model.dropout(x)
+    torch.manual_seed(0)
+    assert torch.equal(y, torch.nn.functional.dropout(x, 0.2))
+    model.set_attention_kernel("auto")
+    assert abs((model.dropout(x) == 0).float().mean().item() - 51 / 256) < 0.005

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from gpt40k.errors import TokenizerError
 from gpt40k.tokenizer import CharTokenizer, UnknownCharactersError
 
 
@@ -58,7 +59,7 @@ def test_load_rejects_bad_files(tmp_path):
     (tmp_path / "tokenizer.json").write_text("{not json")
     with pytest.raises(ValueError, match="not a valid"):
         CharTokenizer.load(tmp_path)
-    with pytest.raises(FileNotFoundError, match="no tokenizer.json"):
+    with pytest.raises(TokenizerError, match="no tokenizer.json"):  # a GPT40kError, like every error here
         CharTokenizer.load(tmp_path / "missing")
 
 
@@ -71,3 +72,25 @@ def test_encoding_a_large_text_is_exact():
     assert ids.dtype == np.uint8 and len(ids) == len(text)
     assert tok.decode(ids[-1000:]) == text[-1000:]
     assert np.array_equal(ids[:5000], [tok.stoi[c] for c in text[:5000]])
+
+
+PROMPT_TOK = CharTokenizer("\n !\"',-.?ETabcdehilmnoprstuvw")
+
+
+def test_encode_prompt_maps_typography_and_removes_unknown_characters():
+    p = PROMPT_TOK.encode_prompt("“The Emperor” — protects…", max_chars=100)
+    assert p.text.startswith('"The E') and p.text.endswith("protects...") and " - " in p.text
+    assert any(n.startswith("Replaced") and "'—' with '-'" in n for n in p.notes)
+    p = PROMPT_TOK.encode_prompt("abc🙂\x00\u202eשלום", max_chars=100)
+    assert p.text == "abc" and p.notes[0].startswith("Removed") and "U+0000" in p.notes[0]
+    assert p.ids == PROMPT_TOK.encode("abc")
+
+
+def test_encode_prompt_empty_and_too_long():
+    p = PROMPT_TOK.encode_prompt("", max_chars=16)
+    assert p.text == "\n" and "empty" in p.notes[0]
+    assert PROMPT_TOK.encode_prompt(None).text == "\n"
+    long = "the sea " * 12_500  # 100,000 characters
+    p = PROMPT_TOK.encode_prompt(long, max_chars=16)
+    assert len(p.ids) == 16 and p.text == long[-16:] and "last 16 characters" in p.notes[0]
+    assert PROMPT_TOK.encode_prompt("the sea").notes == []  # nothing changed, nothing said

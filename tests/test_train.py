@@ -157,7 +157,7 @@ def test_flags_override_presets():
 
 
 def test_snapshots_keep_a_half_precision_timeline(books, tmp_path):
-    from gpt40k.checkpoint import load_local
+    from gpt40k.checkpoint import load
 
     out = tmp_path / "run"
     assert train_main(tiny_args(books, out, max_iters=60, eval_interval=20, snapshot_every=40)) == 0
@@ -165,7 +165,7 @@ def test_snapshots_keep_a_half_precision_timeline(books, tmp_path):
     assert snaps == ["step-000000", "step-000040"]  # step 0 (untrained) too: where the timeline starts
     info = json.loads((out / "snapshots/step-000040/snapshot.json").read_text())
     assert info["step"] == 40 and info["val_loss"] == metrics(out)[2][2]
-    model, _ = load_local(out / "snapshots/step-000040")
+    model = load(out / "snapshots/step-000040").model
     assert all(p.dtype == torch.float32 for p in model.parameters())  # loading converts fp16 back
     from safetensors import safe_open
 

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import SNAPSHOT_INFO_FILE, SNAPSHOTS_DIR, find_checkpoint, load_model
+from ..checkpoint import load
+from ..files import SNAPSHOT_INFO_FILE, SNAPSHOTS_DIR
+from ..hub import find_checkpoint
 from ..errors import GPT40kError
 from ..model import GPT
 from ..tokenizer import CharTokenizer
@@ -138,8 +140,8 @@ class ModelRegistry:
 
     def load(self, name: str, source: str) -> LoadedModel:
         # On a GPU when there is one (ZeroGPU Spaces too: there CUDA is attached per call, see page.on_gpu).
-        model, tok, folder = load_model(source, device="cuda" if torch.cuda.is_available() else "cpu")
-        self.loaded[name] = LoadedModel(name, model, tok, folder)
+        ckpt = load(source, device="cuda" if torch.cuda.is_available() else "cpu")
+        self.loaded[name] = LoadedModel(name, ckpt.model, ckpt.tokenizer, ckpt.folder)
         return self.loaded[name]
 
     def get(self, name: str | None) -> LoadedModel:

@@ -1,18 +1,11 @@
-"""What a visitor asks for, made safe: numbers clamped into range and prompts cleaned, each
-change explained by a note that the page and the API show."""
+"""What a visitor asks for, made safe: numbers clamped into range, each change explained by a
+note that the page and the API show (prompts are cleaned by ``CharTokenizer.encode_prompt``)."""
 
 from __future__ import annotations
 
 import math
-import unicodedata
 from dataclasses import dataclass, fields, replace
 
-from ..tokenizer import CharTokenizer
-
-# Typographic characters and the plain ones they become when the vocabulary lacks them.
-TYPOGRAPHIC = {"“": '"', "”": '"', "„": '"', "«": '"', "»": '"', "‘": "'", "’": "'", "‚": "'", "—": "-",
-               "–": "-", "‐": "-", "…": "...", "\u00a0": " ", "\t": " ", "\r\n": "\n", "\r": "\n"}
-MAX_PROMPT_CHARS = 100_000  # longer input is cut before any work: only the last block_size characters count
 INTEGER_FIELDS = ("max_new_chars", "top_k", "seed")
 
 
@@ -54,42 +47,3 @@ def clamp_request(req: GenerationRequest) -> tuple[GenerationRequest, list[str]]
             value = 0.0
         values[name] = int(round(value)) if name in INTEGER_FIELDS else value
     return replace(req, **values), notes
-
-
-def clean_text(text, tok: CharTokenizer) -> tuple[str, list[str]]:
-    """``text`` in the model's vocabulary: typography mapped to plain forms, unknown characters
-    removed; with a note for each kind of change."""
-    notes: list[str] = []
-    text = "" if text is None else str(text)
-    if len(text) > MAX_PROMPT_CHARS:
-        text = text[-MAX_PROMPT_CHARS:]
-    text = unicodedata.normalize("NFC", text)
-    mapped = {}
-    for src, dst in TYPOGRAPHIC.items():
-        if src in text and src not in tok.stoi and all(c in tok.stoi for c in dst):
-            text = text.replace(src, dst)
-            if src not in ("\r\n", "\r"):
-                mapped[src] = dst
-    if mapped:
-        notes.append("Replaced " + ", ".join(f"{s!r} with {d!r}" for s, d in mapped.items())
-                     + " (the model knows only the plain forms).")
-    result = tok.encode_array(text, unknown="drop")
-    if result.unknown:
-        shown = ", ".join(repr(c) if c.isprintable() else f"U+{ord(c):04X}" for c in result.unknown[:20])
-        more = f" and {len(result.unknown) - 20} more" if len(result.unknown) > 20 else ""
-        notes.append(f"Removed {len(result.unknown)} character(s) the model does not know: {shown}{more}.")
-    return tok.decode(result.ids.tolist()), notes
-
-
-def clean_prompt(text, tok: CharTokenizer, block_size: int) -> tuple[list[int], str, list[str]]:
-    """Token ids for ``text`` (at most the last ``block_size``), the text they spell, and notes."""
-    text, notes = clean_text(text, tok)
-    ids = tok.encode(text)
-    if len(ids) > block_size:
-        notes.append(f"The prompt is longer than the model's context of {block_size} characters: "
-                     f"only its last {block_size} characters are used.")
-        ids = ids[-block_size:]
-    if not ids:
-        notes.append("The prompt is empty (after cleaning): starting from a new line.")
-        ids = tok.encode("\n", unknown="replace")
-    return ids, tok.decode(ids), notes

@@ -20,7 +20,7 @@ import torch
 from ..generation import stream
 from ..model import GPT
 from ..tokenizer import CharTokenizer
-from .request import GenerationRequest, clamp_request, clean_prompt, clean_text
+from .request import GenerationRequest, clamp_request
 
 TOP_N = 10  # candidates kept per step
 TIME_BUDGET_S = 60.0  # no request holds the model longer than this
@@ -103,14 +103,13 @@ def generate(model: GPT, tok: CharTokenizer, req: GenerationRequest, *, branch: 
     req, notes = clamp_request(req)
     block = model.config.block_size
     if branch is None:
-        ids, prompt, prompt_notes = clean_prompt(req.prompt, tok, block)
-        rows_first = len(ids)
-    else:
-        text, branch_notes = clean_text(branch[0] + branch[1], tok)
-        prompt, prompt_notes = text or "\n", branch_notes
-        ids = tok.encode(prompt)  # the window keeps the last block_size of them
+        cleaned = tok.encode_prompt(req.prompt, max_chars=block)
+        rows_first = len(cleaned.ids)
+    else:  # the whole text: the window keeps the last block_size of it
+        cleaned = tok.encode_prompt(branch[0] + branch[1])
         rows_first = 1
-    transcript = Transcript(prompt, prompt_notes + notes)
+    ids, prompt = cleaned.ids, cleaned.text
+    transcript = Transcript(prompt, cleaned.notes + notes)
     generator = torch.Generator(model.device).manual_seed(req.seed)  # per request: users never share one
     steps = stream(model, ids, req.max_new_chars, temperature=req.temperature, top_k=req.top_k or None,
                    top_p=req.top_p if req.top_p < 1 else None, generator=generator, return_attention=True)

@@ -1,0 +1,115 @@
+"""Every file name GPT-40k writes, and the one way it writes them: atomically.
+
+A checkpoint folder (what ``save_pretrained`` writes and the Hub holds):
+    config.json, model.safetensors, tokenizer.json, README.md (the card), loss_curve.png
+A training run folder:
+    best/ (lowest validation loss), latest/ (+ training_state.pt for --resume), snapshots/step-N/,
+    metrics.jsonl, loss_curve.png, train_args.json, corpus.json, run_summary.json
+
+Files and folders are written under a temporary name and renamed into place, so a crash or a
+kill mid-write leaves the previous version intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_FILE = "tokenizer.json"
+CARD_FILE = "README.md"
+CURVE_FILE = "loss_curve.png"
+CHECKPOINT_FILES = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE)
+
+BEST_DIR, LATEST_DIR = "best", "latest"
+STATE_FILE = "training_state.pt"  # in latest/: optimizer, RNG and step, for --resume
+ARGS_FILE = "train_args.json"
+METRICS_FILE = "metrics.jsonl"
+CORPUS_FILE = "corpus.json"  # which books, how many characters: for the card
+SUMMARY_FILE = "run_summary.json"
+SNAPSHOTS_DIR = "snapshots"  # a run's timeline: snapshots/step-000500/, ... (train.py --snapshot-every)
+SNAPSHOT_INFO_FILE = "snapshot.json"  # step, tokens and losses of a snapshot
+RESUME_DIR = "last-checkpoint"  # on the Hub: a run's latest/, for --resume hub:user/name
+LOCK_FILE = ".train.lock"
+
+
+@contextmanager
+def atomic_file(path: str | Path):
+    """Yield a temporary path beside ``path`` (same suffix, for writers that look at it); once it
+    is written, it replaces ``path``. On an error the temporary file goes and ``path`` is untouched."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | Path, data) -> None:
+    write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+@contextmanager
+def atomic_folder(dest: str | Path):
+    """Yield a temporary folder; once it is written, it replaces ``dest``.
+
+    At every moment a complete copy exists, whatever kills the process and wherever: ``dest``,
+    or (between two renames) ``dest.old``, which the next save puts back before anything else
+    and which the loaders look for (locate.find_checkpoint, --resume). Each file-system step goes
+    through _rename/_remove so a test can kill the process at each one.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    old = dest.with_name(f"{dest.name}.old")
+    _remove_stale_tmp(dest)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old.exists() and not dest.exists():
+        _rename(old, dest)  # an earlier save died between its renames: old is its complete copy
+    if old.exists():
+        _remove(old)  # dest is complete: old is stale
+    if dest.exists():
+        _rename(dest, old)  # between these two renames `old` is the checkpoint
+    _rename(tmp, dest)
+    _remove(old)
+
+
+def _rename(src: Path, dst: Path) -> None:
+    src.rename(dst)
+
+
+def _remove(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _remove_stale_tmp(dest: Path) -> None:
+    """Temporary folders of writers that died (or of this process): never complete, never needed."""
+    for tmp in dest.parent.glob(f".{dest.name}.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+            _remove(tmp)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,96 @@
+"""What a training run tells: the header, a line and a sample per evaluation, metrics.jsonl and
+its loss curve, the summary at the end, the model card and the push to the Hub."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from .card import write_card
+from .errors import HubError
+from .files import BEST_DIR, CURVE_FILE, LATEST_DIR, METRICS_FILE, SUMMARY_FILE, write_json, write_text
+from .plotting import plot_loss_curve
+from .publish import push_run, push_snapshot
+
+LN2 = math.log(2)
+
+
+class Reporter:
+    """Rank 0's voice and files; on the other ranks ``say`` is silent and nothing is written."""
+
+    def __init__(self, out: Path, cfg, say, is_main: bool = True):
+        self.out, self.cfg, self.is_main = out, cfg, is_main
+        self.say = say if is_main else (lambda *a, **k: None)
+
+    def header(self, data, model, device, world_size: int, dtype, tokens_per_step: int, step: int) -> None:
+        cfg = self.cfg
+        self.say(data.summary_table())
+        self.say(f"model: {model.num_parameters():,} parameters ({cfg.n_layer} layers, {cfg.n_head} heads, "
+                 f"{cfg.n_embd} channels, block {cfg.block_size}, vocab {model.config.vocab_size})")
+        where = f"{device}" + (f" x {world_size} processes" if world_size > 1 else "")
+        self.say(f"training on {where}, {str(dtype).replace('torch.', '')}"
+                 f"{', compiled' if cfg.compile else ''}; {tokens_per_step:,} tokens per step"
+                 + (f"; resuming at step {step}" if step else ""))
+
+    def trim_metrics(self, step: int) -> None:
+        """Drop metrics of steps after the checkpoint being resumed (logged by a run that died later)."""
+        path = self.out / METRICS_FILE
+        if self.is_main and path.exists():
+            lines = [ln for ln in path.read_text(encoding="utf-8").splitlines()
+                     if ln.strip() and json.loads(ln)["step"] <= step]
+            write_text(path, "".join(ln + "\n" for ln in lines))
+
+    def evaluation(self, record: dict, improved: bool, best_val: float, best_step: int, sample: str | None) -> None:
+        """One evaluation: appended to metrics.jsonl, drawn, printed (with a sample), pushed if asked."""
+        if not self.is_main:
+            return
+        with open(self.out / METRICS_FILE, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        plot_loss_curve(self.out / METRICS_FILE, self.out / CURVE_FILE)
+        if self.cfg.push_to_hub and self.cfg.push_every and record["step"] > 0:
+            self.push(lambda: push_snapshot(self.out, self.cfg.push_to_hub, record["step"], record["val_loss"],
+                                            private=self.cfg.hub_private))
+        mark = " (best)" if improved else f" (best {best_val:.4f} at step {best_step})"
+        self.say(f"step {record['step']:>6}: train {record['train_loss']:.4f}  val {record['val_loss']:.4f}{mark}")
+        if sample is not None:
+            self.say("    " + sample.replace("\n", "\n    "))
+
+    def summary(self, r) -> None:
+        if r.best_val_loss is not None:
+            best = f"best val loss {r.best_val_loss:.4f} ({r.best_val_loss / LN2:.3f} bits/char) at step {r.best_step}"
+        else:
+            best = "no evaluation yet"
+        why = {"finished": f"finished {r.step} steps", "early stopping":
+               f"stopped early at step {r.step}: val loss did not improve for {self.cfg.patience} evaluations",
+               "time limit": f"time limit reached at step {r.step}",
+               "interrupted": f"interrupted ({r.signal_name or 'requested'}) at step {r.step}"}[r.stop_reason]
+        self.say(f"{why} in {r.elapsed_s / 60:.1f} min; {best}")
+        self.say(f"best checkpoint: {self.out / BEST_DIR}   resumable: {self.out / LATEST_DIR}")
+        if r.stop_reason in ("interrupted", "time limit"):
+            self.say(f"continue with: python train.py --resume {self.out}")
+
+    def finish(self, r, hardware: str, dtype, tokens_per_step: int) -> None:
+        """run_summary.json, the model card, and the push when --push-to-hub asked for one."""
+        if not self.is_main:
+            return
+        write_json(self.out / SUMMARY_FILE, {
+            "steps": r.step, "tokens": r.step * tokens_per_step, "elapsed_s": round(r.elapsed_s, 1),
+            "hardware": hardware, "dtype": str(dtype).replace("torch.", ""), "stop_reason": r.stop_reason,
+            "best_val_loss": r.best_val_loss, "best_step": r.best_step})
+        write_card(self.out / BEST_DIR, self.out, self.cfg.push_to_hub)
+        if self.cfg.push_to_hub:
+            r.push_error = self.push(lambda: push_run(self.out, self.cfg.push_to_hub, private=self.cfg.hub_private,
+                                                      with_training_state=self.cfg.push_training_state))
+
+    def push(self, push) -> str | None:
+        """Run a push; a failure is reported and returned, never raised: the run stays on disk."""
+        try:
+            url = push()
+        except HubError as e:
+            self.say(f"error: {e}\nEverything is saved in {self.out}. Push it later with: "
+                     f"python -m gpt40k.push {self.out} {self.cfg.push_to_hub}")
+            return str(e)
+        self.say(f"pushed to the Hub: {url}")
+        return None
+

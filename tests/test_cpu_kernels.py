@@ -1,0 +1,70 @@
+"""The CPU kernels compute what the lecture's code computes (model.causal_attention)."""
+
+import pytest
+import torch
+
+from gpt40k.cpu_kernels import ByteDropout, chunked_causal_attention
+from gpt40k.model import causal_attention
+
+
+def qkv(B=2, H=3, T=12, past=0, D=8, dtype=torch.float64):
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(B, H, T, D, generator=g, dtype=dtype, requires_grad=True)
+    k = torch.randn(B, H, past + T, D, generator=g, dtype=dtype, requires_grad=True)
+    v = torch.randn(B, H, past + T, D, generator=g, dtype=dtype, requires_grad=True)
+    return q, k, v
+
+
+@pytest.mark.parametrize("p, past", [(0.0, 0), (0.2, 0), (0.1, 5)])
+def test_chunked_attention_equals_the_lecture_with_the_same_dropout_draws(p, past, monkeypatch):
+    import gpt40k.cpu_kernels as kernels
+
+    monkeypatch.setattr(kernels, "MAP_CHUNK_BYTES", 2 * 4 * 12 * 17)  # two maps per chunk: several chunks
+    q, k, v = qkv(past=past)
+    dy = torch.randn(q.shape, dtype=q.dtype)
+    torch.manual_seed(1)
+    expected, _ = causal_attention(q, k, v, ByteDropout(p).train())
+    expected_grads = torch.autograd.grad(expected, (q, k, v), dy)
+    torch.manual_seed(1)
+    got = chunked_causal_attention(q, k, v, p)
+    grads = torch.autograd.grad(got, (q, k, v), dy)
+    torch.testing.assert_close(got, expected, atol=1e-12, rtol=1e-12)
+    for g, e in zip(grads, expected_grads):  # recomputed maps, the same masks: the same gradients
+        torch.testing.assert_close(g, e, atol=1e-12, rtol=1e-12)
+
+
+def test_chunked_attention_passes_gradcheck():
+    q, k, v = qkv(B=1, H=2, T=5, D=3)
+    assert torch.autograd.gradcheck(lambda q, k, v: chunked_causal_attention(q, k, v, 0.0), (q, k, v))
+
+
+def test_chunked_attention_under_bf16_autocast_is_close_to_fp32():
+    q, k, v = (t.detach().float() for t in qkv(T=32, D=16))
+    expected, _ = causal_attention(q, k, v)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = chunked_causal_attention(q.bfloat16(), k.bfloat16(), v.bfloat16())
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), expected, atol=0.03, rtol=0.03)
+
+
+def test_byte_dropout_drops_p_rounded_to_256ths_and_keeps_the_mean():
+    drop = ByteDropout(0.2)
+    x = torch.ones(1000, 1000)
+    torch.manual_seed(0)
+    y = drop(x)
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - 51 / 256) < 0.003  # 0.2 rounds to 51/256
+    assert abs(y.mean().item() - 1.0) < 0.01  # survivors are scaled up: the expectation is kept
+    assert set(torch.unique(y).tolist()) == {0.0, torch.tensor(256 / 205).item()}
+    torch.manual_seed(0)
+    assert torch.equal(drop(x), y)  # the global RNG drives it: a resumed run draws the same masks
+    assert torch.equal(drop.eval()(x), x)
+    x.requires_grad_(True)
+    drop.train()(x).sum().backward()
+    assert set(torch.unique(x.grad).tolist()) == {0.0, torch.tensor(256 / 205).item()}
+    drop.exact = True  # --attention math: PyTorch's dropout, exact p
+    x = x.detach()
+    torch.manual_seed(0)
+    y = drop(x)
+    torch.manual_seed(0)
+    assert torch.equal(y, torch.nn.functional.dropout(x, 0.2))

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from .errors import GenerationError
+from .fast_decode import FastDecoder, one_cpu_thread
 
 if TYPE_CHECKING:  # for the annotations only: model.py imports this module (GPT.generate)
     from .model import GPT
@@ -36,6 +37,11 @@ class Step:
     logits: torch.Tensor  # (B, vocab) raw logits, before the knobs
     window: int  # characters of context the step conditioned on
     attentions: list[torch.Tensor] | None  # per layer (B, n_head, T_new, window), when asked for
+
+
+class Forward(NamedTuple):
+    logits: torch.Tensor  # (B, T, vocab)
+    attentions: list[torch.Tensor] | None
 
 
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
@@ -85,14 +91,20 @@ class SlidingWindow:
             raise GenerationError(f"slide must be between 1 and block_size ({block}), got {self.slide}")
         self.model = model
         self.cache = model.new_cache(batch_size)
+        self.decoder = FastDecoder(model)
         self.window: torch.Tensor | None = None  # (B, cache.length) the tokens in the cache
 
     def feed(self, tokens: torch.Tensor, return_attention: bool = False):
-        """Add ``tokens`` (B, T) after what came before; return the forward output of the new positions."""
+        """Add ``tokens`` (B, T) after what came before; return the forward output of the new positions
+        (``.logits``, ``.attentions``)."""
         block = self.model.config.block_size
         joined = tokens if self.window is None else torch.cat([self.window, tokens], dim=1)
         if self.window is not None and joined.size(1) <= block:
-            out = self.model(tokens, cache=self.cache, return_attention=return_attention)
+            if tokens.size(1) == 1 and not self.model.training:  # one character: the lean path
+                with one_cpu_thread(tokens.device):
+                    out = Forward(*self.decoder.step(tokens, self.cache, return_attention))
+            else:
+                out = self.model(tokens, cache=self.cache, return_attention=return_attention)
         else:  # first call, or the window is full: recompute the cache from the kept characters
             keep = block if self.window is None else block + 1 - self.slide
             if joined.size(1) > block:

@@ -98,3 +98,26 @@ def test_stream_restores_training_mode_and_reports_probabilities():
     assert steps[0].attentions[0].shape == (1, 2, 3, 3)  # the prompt's full map
     assert steps[1].attentions[0].shape == (1, 2, 1, 4)  # then one new row per character
 
+
+@pytest.mark.parametrize("activation", ["gelu", "relu"])
+def test_fast_decoder_step_equals_the_models_forward_with_a_cache(activation):
+    """fast_decode is GPT.forward for one new position: the same numbers, attention included."""
+    from gpt40k.fast_decode import FastDecoder
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=13, block_size=12, n_layer=3, n_head=4, n_embd=32, dropout=0.1,
+                          activation=activation)).eval()
+    seq = torch.randint(0, 13, (2, 12))
+    slow, fast = model.new_cache(2), model.new_cache(2)
+    model(seq[:, :4], cache=slow)
+    model(seq[:, :4], cache=fast)
+    decoder = FastDecoder(model)
+    for t in range(4, 12):
+        expected = model(seq[:, t:t + 1], cache=slow, return_attention=True)
+        logits, attentions = decoder.step(seq[:, t:t + 1], fast, return_attention=True)
+        torch.testing.assert_close(logits, expected.logits, atol=1e-6, rtol=1e-6)
+        for got, want in zip(attentions, expected.attentions):
+            torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6)
+        assert fast.length == slow.length == t + 1
+    with pytest.raises(ValueError, match="block_size"):
+        decoder.step(seq[:, :1], fast)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import types
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
@@ -61,8 +62,9 @@ class TrainConfig:
     dtype: str = opt("auto", "auto: bf16 autocast where supported, fp16 + grad scaler on older GPUs",
                      choices=["auto", "float32", "bfloat16", "float16"])
     compile: bool = opt(False, "torch.compile the model (helps on CUDA; slower on CPU here)")
-    attention: str = opt("auto", "attention kernel: auto, math (explicit) or fused (SDPA)",
-                         choices=["auto", "math", "fused"])
+    attention: str = opt("auto", "auto: PyTorch's fused kernel on GPUs, cpu_kernels.py on CPUs (dropout p rounded "
+                                 "to 1/256); math: the lecture's attention and PyTorch's dropout, the exact "
+                                 "reference; fused: the fused kernel everywhere", choices=["auto", "math", "fused"])
     seed: int = opt(1337, "random seed")
     time_limit: float | None = opt(None, "save and stop after this many minutes (Kaggle sessions end)")
     # ---- publishing ----
@@ -74,8 +76,7 @@ class TrainConfig:
                                            "--resume hub:USER/NAME continues on another machine")
 
     def __post_init__(self):
-        positive = ["block_size", "n_layer", "n_head", "n_embd", "batch_size", "max_iters",
-                    "eval_interval", "eval_iters", "min_char_count"]
+        positive = ["batch_size", "max_iters", "eval_interval", "eval_iters", "min_char_count"]
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
@@ -110,10 +111,11 @@ class TrainConfig:
             raise ConfigError("--out must name a folder for the run (it is empty)")
         if self.time_limit is not None and self.time_limit <= 0:
             raise ConfigError(f"--time-limit must be positive (minutes), got {self.time_limit}")
-        try:  # inconsistent model sizes (n_embd % n_head, dropout) surface now, not after data loading
+        try:  # the model's fields are checked in one place, GPTConfig: now, not after data loading
             self.model_config(vocab_size=1)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
+        except ConfigError as e:  # its messages name fields; name them as the flags the user typed
+            names = "|".join(f.name for f in fields(GPTConfig))
+            raise ConfigError(re.sub(rf"\b({names})\b", lambda m: "--" + m[1].replace("_", "-"), str(e))) from None
 
     def model_config(self, vocab_size: int) -> GPTConfig:
         return GPTConfig(vocab_size=vocab_size, block_size=self.block_size, n_layer=self.n_layer,

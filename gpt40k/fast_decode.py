@@ -57,17 +57,21 @@ class FastDecoder:
             raise ValueError(f"{pos + 1} positions exceed the model's block_size of {self.model.config.block_size}")
         x = F.embedding(idx[:, 0], self.model.token_embedding.weight) + self.model.position_embedding.weight[pos]
         attentions = [] if return_attention else None
+        BH, D = B * H, C // H
         for layer, (g1, b1, w_qkv, b_qkv, w_o, b_o, g2, b2, w_fc, b_fc, w_out, b_out) in enumerate(self.layers):
-            qkv = F.linear(F.layer_norm(x, (C,), g1, b1, self.eps), w_qkv, b_qkv)
-            q, k, v = qkv.view(B, 3, H, C // H).unbind(1)  # each (B, n_head, head_size)
-            cache.keys[layer, :, :, pos] = k
-            cache.values[layer, :, :, pos] = v
-            keys, values = cache.keys[layer, :, :, :pos + 1], cache.values[layer, :, :, :pos + 1]
-            weights = F.softmax((q / self.sqrt_head_size).unsqueeze(2) @ keys.transpose(-2, -1), dim=-1)  # (B, H, 1, L)
+            qkv = F.linear(torch.layer_norm(x, (C,), g1, b1, self.eps), w_qkv, b_qkv)
+            q, k, v = qkv.view(B, 3, H, D).unbind(1)  # each (B, n_head, head_size)
+            layer_keys, layer_values = cache.keys[layer], cache.values[layer]  # (B, n_head, block_size, head_size)
+            layer_keys[:, :, pos] = k
+            layer_values[:, :, pos] = v
+            # (B * n_head) one-row products: bmm directly, without matmul's broadcasting work
+            keys = layer_keys[:, :, :pos + 1].reshape(BH, pos + 1, D)
+            weights = torch.softmax(torch.bmm((q / self.sqrt_head_size).view(BH, 1, D), keys.transpose(1, 2)), -1)
             if return_attention:
-                attentions.append(weights)
-            x = x + F.linear((weights @ values).view(B, C), w_o, b_o)
-            x = x + F.linear(self.act(F.linear(F.layer_norm(x, (C,), g2, b2, self.eps), w_fc, b_fc)), w_out, b_out)
+                attentions.append(weights.view(B, H, 1, pos + 1))
+            y = torch.bmm(weights, layer_values[:, :, :pos + 1].reshape(BH, pos + 1, D))
+            x = x + F.linear(y.view(B, C), w_o, b_o)
+            x = x + F.linear(self.act(F.linear(torch.layer_norm(x, (C,), g2, b2, self.eps), w_fc, b_fc)), w_out, b_out)
         cache.advance(1)
         g, b, w, bias = self.final
-        return F.linear(F.layer_norm(x, (C,), g, b, self.eps), w, bias).unsqueeze(1), attentions
+        return F.linear(torch.layer_norm(x, (C,), g, b, self.eps), w, bias).unsqueeze(1), attentions

@@ -95,24 +95,25 @@ class SlidingWindow:
         self.window: torch.Tensor | None = None  # (B, cache.length) the tokens in the cache
 
     def feed(self, tokens: torch.Tensor, return_attention: bool = False):
-        """Add ``tokens`` (B, T) after what came before; return the forward output of the new positions
-        (``.logits``, ``.attentions``)."""
+        """Add ``tokens`` (B, T) after what came before; return the logits (``.logits``) and, when
+        asked, the attention (``.attentions``) of the new positions. One token gets the attention
+        of its own position, also when the window jumps."""
         block = self.model.config.block_size
-        joined = tokens if self.window is None else torch.cat([self.window, tokens], dim=1)
-        if self.window is not None and joined.size(1) <= block:
-            if tokens.size(1) == 1 and not self.model.training:  # one character: the lean path
-                with one_cpu_thread(tokens.device):
-                    out = Forward(*self.decoder.step(tokens, self.cache, return_attention))
-            else:
-                out = self.model(tokens, cache=self.cache, return_attention=return_attention)
-        else:  # first call, or the window is full: recompute the cache from the kept characters
-            keep = block if self.window is None else block + 1 - self.slide
-            if joined.size(1) > block:
-                joined = joined[:, -keep:]
+        first = self.window is None
+        joined = tokens if first else torch.cat([self.window, tokens], dim=1)
+        new = tokens
+        if first or joined.size(1) > block:  # first call, or a full window: recompute the cache
+            joined = joined[:, -(block if first else block + 1 - self.slide):]
             self.cache.reset()
-            out = self.model(joined, cache=self.cache, return_attention=return_attention)
+            new = joined
+            if not first and tokens.size(1) == 1 and joined.size(1) > 1:  # a jump: all but the newest,
+                self.model(joined[:, :-1], cache=self.cache)  # fast (no attention asked), then the newest
+                new = joined[:, -1:]
         self.window = joined
-        return out
+        if new.size(1) == 1 and not self.model.training:  # one character: the lean path
+            with one_cpu_thread(new.device):
+                return Forward(*self.decoder.step(new, self.cache, return_attention))
+        return self.model(new, cache=self.cache, return_attention=return_attention)
 
 
 @torch.inference_mode()

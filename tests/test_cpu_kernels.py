@@ -19,7 +19,8 @@ def qkv(B=2, H=3, T=12, past=0, D=8, dtype=torch.float64):
 def test_chunked_attention_equals_the_lecture_with_the_same_dropout_draws(p, past, monkeypatch):
     import gpt40k.cpu_kernels as kernels
 
-    monkeypatch.setattr(kernels, "MAP_CHUNK_BYTES", 2 * 4 * 12 * 17)  # two maps per chunk: several chunks
+    monkeypatch.setattr(kernels, "MAP_CHUNK_BYTES", 2 * 4 * 5 * 17)  # two maps per tile: several of them
+    monkeypatch.setattr(kernels, "ROW_BLOCK", 5)  # 12 rows in blocks of 5, 5 and 2
     q, k, v = qkv(past=past)
     dy = torch.randn(q.shape, dtype=q.dtype)
     torch.manual_seed(1)

@@ -1,15 +1,18 @@
 """Speed of GPT-40k against the seed, measured in one run on one machine.
 
-    python bench/speed.py [--train-steps 8] [--skip-train]
+    python bench/speed.py [--train-steps 4] [--rounds 3] [--skip-train] [--profile]
 
 Prints markdown tables: corpus encoding time; training tokens/s at the `seed` preset
 (batch 64 x block 256) for the seed re-implementation (bench/seed_model.py, fp32, one module
 per head) and GPT-40k in several settings; generation chars/s at 500 and 2000 characters.
+``--profile`` prints instead where the time of a training step (fp32, the default kernels) and of
+generating characters goes, operation by operation (torch.profiler).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -57,7 +60,8 @@ def gpt40k_model() -> GPT:
     return GPT(build_config("seed", {"data": ["-"]}).model_config(VOCAB))
 
 
-def train_tokens_per_s(model, steps: int, dtype: torch.dtype, optimizer) -> float:
+def train_step(model, dtype: torch.dtype, optimizer):
+    """One training step at the seed preset on random tokens, as a function to time."""
     model.train()
     B, T = SEED["batch_size"], SEED["block_size"]
     gen = torch.Generator().manual_seed(0)
@@ -73,34 +77,50 @@ def train_tokens_per_s(model, steps: int, dtype: torch.dtype, optimizer) -> floa
         loss.backward()
         optimizer.step()
 
+    return step
+
+
+def train_tokens_per_s(model, steps: int, dtype: torch.dtype, optimizer) -> float:
+    step = train_step(model, dtype, optimizer)
     for _ in range(2):  # warm-up: allocator, kernels
         step()
     start = time.perf_counter()
     for _ in range(steps):
         step()
-    return steps * B * T / (time.perf_counter() - start)
+    return steps * SEED["batch_size"] * SEED["block_size"] / (time.perf_counter() - start)
 
 
-def bench_training(steps: int) -> list[str]:
-    rows = []
-    torch.manual_seed(0)
-    seed = seed_model()
-    base = train_tokens_per_s(seed, steps, torch.float32, torch.optim.AdamW(seed.parameters(), lr=3e-4))
-    rows.append(f"| seed (one module per head, fp32) | {base:,.0f} | 1.00x |")
-    print(rows[-1], flush=True)
-    variants = [("GPT-40k, fp32, --attention math (the exact reference)", torch.float32, "math"),
+def bench_training(steps: int, rounds: int) -> list[str]:
+    """Every variant ``rounds`` times, taking turns (a shared machine's speed drifts; turns spread
+    the drift over all of them); the median of each, with the range."""
+    cfg = build_config("seed", {"data": ["-"]})
+    variants = [("seed (one module per head, fp32)", torch.float32, None),
+                ("GPT-40k, fp32, --attention math (the exact reference)", torch.float32, "math"),
                 ("GPT-40k, fp32, --attention auto (cpu_kernels; the default without bf16)", torch.float32, "auto"),
                 ("GPT-40k, bf16 autocast, --attention math", torch.bfloat16, "math"),
                 ("GPT-40k, bf16 autocast, --attention auto (the default with bf16)", torch.bfloat16, "auto")]
     if not cpu_supports_bf16():
-        variants = variants[:2]
-    for name, dtype, kernel in variants:
+        variants = variants[:3]
+    steppers = []
+    for _, dtype, kernel in variants:
         torch.manual_seed(0)
-        model = gpt40k_model()
-        model.set_attention_kernel(kernel)
-        cfg = build_config("seed", {"data": ["-"]})
-        tps = train_tokens_per_s(model, steps, dtype, make_optimizer(model, cfg, torch.device("cpu")))
-        rows.append(f"| {name} | {tps:,.0f} | {tps / base:.2f}x |")
+        if kernel is None:
+            model = seed_model()
+            optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
+        else:
+            model = gpt40k_model()
+            model.set_attention_kernel(kernel)
+            optimizer = make_optimizer(model, cfg, torch.device("cpu"))
+        steppers.append((model, dtype, optimizer))
+    speeds = [[] for _ in variants]
+    for _ in range(rounds):
+        for i, (model, dtype, optimizer) in enumerate(steppers):
+            speeds[i].append(train_tokens_per_s(model, steps, dtype, optimizer))
+    base = statistics.median(speeds[0])
+    rows = []
+    for (name, _, _), runs in zip(variants, speeds):
+        median = statistics.median(runs)
+        rows.append(f"| {name} | {median:,.0f} ({min(runs):,.0f}-{max(runs):,.0f}) | {median / base:.2f}x |")
         print(rows[-1], flush=True)
     return rows
 
@@ -112,43 +132,80 @@ def chars_per_s(fn, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-def bench_generation(lengths=(500, 2000)) -> list[str]:
+def bench_generation(rounds: int, lengths=(500, 2000)) -> list[str]:
+    """Each way of generating ``rounds`` times at each length, taking turns; medians."""
     torch.manual_seed(0)
     seed = seed_model().eval()
     model = gpt40k_model().eval()
     prompt = torch.zeros(1, 1, dtype=torch.long)
+    def consume(steps):  # as the CLI does: read each character, keep nothing else
+        for step in steps:
+            int(step.token[0])
+
     runs = {
         "seed (full recompute per character)": lambda n: seed.generate(prompt, n),
-        "GPT-40k, KV cache (default slide)": lambda n: list(stream(model, prompt, n)),
-        "GPT-40k, KV cache + attention capture": lambda n: list(stream(model, prompt, n, return_attention=True)),
-        "GPT-40k, KV cache, slide=1 (exactly the seed's window)": lambda n: list(stream(model, prompt, n, slide=1)),
+        "GPT-40k, KV cache (default slide)": lambda n: consume(stream(model, prompt, n)),
+        "GPT-40k, KV cache + attention capture": lambda n: consume(stream(model, prompt, n, return_attention=True)),
+        "GPT-40k, KV cache, slide=1 (exactly the seed's window)": lambda n: consume(stream(model, prompt, n, slide=1)),
     }
-    rows, base = [], {}
-    for name, fn in runs.items():
-        speeds = [chars_per_s(fn, n) for n in lengths]
-        if not base:
-            base = dict(zip(lengths, speeds))
-        cells = " | ".join(f"{s:,.0f} ({s / base[n]:.1f}x)" for n, s in zip(lengths, speeds))
+    speeds = {(name, n): [] for name in runs for n in lengths}
+    for _ in range(rounds):
+        for name, fn in runs.items():
+            for n in lengths:
+                speeds[name, n].append(chars_per_s(fn, n))
+    median = {key: statistics.median(values) for key, values in speeds.items()}
+    seed_name = next(iter(runs))
+    rows = []
+    for name in runs:
+        cells = " | ".join(f"{median[name, n]:,.0f} ({median[name, n] / median[seed_name, n]:.1f}x)" for n in lengths)
         rows.append(f"| {name} | {cells} |")
         print(rows[-1], flush=True)
     return rows
 
 
+def profile(rows: int = 18) -> None:
+    """The profiler's table of a fp32 training step and of 200 generated characters with attention."""
+    from torch.profiler import profile as run_profiler
+
+    torch.manual_seed(0)
+    model = gpt40k_model()
+    optimizer = make_optimizer(model, build_config("seed", {"data": ["-"]}), torch.device("cpu"))
+    step = train_step(model, torch.float32, optimizer)
+    step()  # warm-up
+    with run_profiler() as prof:
+        step()
+        step()
+    print("two training steps, fp32, seed preset:")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows))
+    model.eval()
+    prompt = torch.zeros(1, 1, dtype=torch.long)
+    list(stream(model, prompt, 100, return_attention=True))
+    with run_profiler() as prof:
+        list(stream(model, prompt, 200, return_attention=True))
+    print("200 generated characters with attention:")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train-steps", type=int, default=8, help="timed training steps per variant")
+    parser.add_argument("--train-steps", type=int, default=4, help="timed training steps per variant and round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of measurements, the variants taking turns")
     parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="where the time goes, per operation")
     parser.add_argument("--corpus", default=str(ROOT.parent / "shared/corpus/grimdark"))
     args = parser.parse_args()
     print(f"machine: {machine()}\n")
+    if args.profile:
+        return profile()
     if Path(args.corpus).exists():
         print("| corpus | time |\n|---|---|\n" + time_encoding(Path(args.corpus)) + "\n")
     if not args.skip_train:
-        print("| training at the seed preset (batch 64 x block 256) | tokens/s | vs seed |\n|---|---|---|")
-        bench_training(args.train_steps)
+        print(f"| training at the seed preset (batch 64 x block 256) | tokens/s, median of {args.rounds} (range) "
+              "| vs seed |\n|---|---|---|")
+        bench_training(args.train_steps, args.rounds)
         print()
-    print("| generation, chars/s | 500 chars | 2000 chars |\n|---|---|---|")
-    bench_generation()
+    print(f"| generation, chars/s, median of {args.rounds} | 500 chars | 2000 chars |\n|---|---|---|")
+    bench_generation(args.rounds)
 
 
 if __name__ == "__main__":

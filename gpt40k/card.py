@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import load
-from .files import ARGS_FILE, CARD_FILE, CONFIG_FILE, CORPUS_FILE, CURVE_FILE, METRICS_FILE, SUMMARY_FILE
+from .files import ARGS_FILE, BEST_DIR, CARD_FILE, CONFIG_FILE, CORPUS_FILE, CURVE_FILE, METRICS_FILE, SUMMARY_FILE
 from .generation import stream
 from .plotting import read_metrics
 
@@ -94,8 +94,8 @@ def build_card(checkpoint: str | Path, run_dir: str | Path | None = None, repo_i
         data.best_val_loss = round(min(m["val_loss"] for m in metrics), 4)
     samples = "\n\n".join(f"Prompt {p!r}:\n\n```text\n{p}{s}\n```" for p, s in _samples(checkpoint))
     repo = repo_id or "path/to/this/folder"
-    curve = "![Training and validation loss](loss_curve.png)\n\n" if (checkpoint / "loss_curve.png").exists() or (
-        run_dir and (run_dir / "loss_curve.png").exists()) else ""
+    curve = f"![Training and validation loss]({CURVE_FILE})\n\n" if (checkpoint / CURVE_FILE).exists() or (
+        run_dir and (run_dir / CURVE_FILE).exists()) else ""
     note_text = f"{note.strip()}\n\n" if note else ""
     local_keys = ("data", "out", "cache_dir")  # paths of the training machine: meaningless elsewhere
     args_text = f"`{json.dumps({k: v for k, v in args.items() if k not in local_keys})}`" if args else "not recorded"
@@ -163,8 +163,8 @@ def write_card(checkpoint: str | Path, run_dir: str | Path | None = None, repo_i
                title: str | None = None, note: str | None = None) -> Path:
     """Write README.md (and a copy of the loss curve) into the checkpoint folder."""
     checkpoint = Path(checkpoint)
-    if run_dir and (Path(run_dir) / "loss_curve.png").exists():
-        shutil.copyfile(Path(run_dir) / "loss_curve.png", checkpoint / "loss_curve.png")
+    if run_dir and (Path(run_dir) / CURVE_FILE).exists():
+        shutil.copyfile(Path(run_dir) / CURVE_FILE, checkpoint / CURVE_FILE)
     card = build_card(checkpoint, run_dir, repo_id, title, note)
     path = checkpoint / CARD_FILE
     card.save(path)
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--note-file", help="a markdown file whose text is added to the card")
     args = p.parse_args(argv)
     note = Path(args.note_file).read_text(encoding="utf-8") if args.note_file else None
-    path = write_card(args.checkpoint or Path(args.run) / "best", args.run, args.repo_id, args.title, note)
+    path = write_card(args.checkpoint or Path(args.run) / BEST_DIR, args.run, args.repo_id, args.title, note)
     print(f"wrote {path}")
     return 0
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from .errors import CheckpointError
-from .files import ARGS_FILE, STATE_FILE, atomic_folder
+from .files import ARGS_FILE, LATEST_DIR, METRICS_FILE, STATE_FILE, atomic_folder
 from .hub import locate_resumable, parse_repo_ref
 from .config import PRESETS, TrainConfig, add_config_arguments, build_config
 from .errors import ConfigError, GPT40kError
@@ -45,19 +45,18 @@ def fetch_from_hub(ref: str, out: str | None) -> Path:
     """Download ``last-checkpoint/`` of a Hub repository into a local run folder; return the folder."""
     downloaded = locate_resumable(ref)
     run_dir = Path(out or Path("runs") / parse_repo_ref(ref)[0].split("/")[1])
-    with atomic_folder(run_dir / "latest") as tmp:
+    with atomic_folder(run_dir / LATEST_DIR) as tmp:
         shutil.copytree(downloaded, tmp, dirs_exist_ok=True)
-        if (tmp / "metrics.jsonl").exists():
-            (tmp / "metrics.jsonl").unlink()
-    if (downloaded / "metrics.jsonl").exists():
-        shutil.copyfile(downloaded / "metrics.jsonl", run_dir / "metrics.jsonl")
+        (tmp / METRICS_FILE).unlink(missing_ok=True)  # it belongs beside latest/, not in it
+    if (downloaded / METRICS_FILE).exists():
+        shutil.copyfile(downloaded / METRICS_FILE, run_dir / METRICS_FILE)
     return run_dir
 
 
 def find_resumable(path: str) -> tuple[Path, Path]:
     """(checkpoint folder holding training_state.pt, the run folder it belongs to)."""
     path = Path(path).expanduser()
-    for folder in (path / "latest", path / "latest.old", path):
+    for folder in (path / LATEST_DIR, path / f"{LATEST_DIR}.old", path):
         if (folder / STATE_FILE).is_file():
             return folder, (path if folder != path else path.parent)
     raise CheckpointError(f"{path} holds nothing to resume: expected a run folder with latest/{STATE_FILE}")

@@ -1,17 +1,20 @@
 """Two CPU speed-ups for training, each checked against the plain code in model.py.
 
-On a CPU a training step at the seed preset (batch 64 x block 256, 6 heads) spends most of its
+On a CPU a training step at the seed preset (batch 64 x block 256, 6 heads) spent most of its
 time not in matrix products but in passes over the (64, 6, 256, 256) attention maps, 100 MB
 each in fp32: mask, softmax, dropout, their backward passes, and copies. Memory, not arithmetic,
-sets the pace, and most on the CPUs without bf16 (bench/speed.py):
+set the pace, and most on the CPUs without bf16 (bench/speed.py --profile):
 
-- ``chunked_causal_attention`` computes attention a few (batch, head) maps at a time, so every
-  pass over a map happens in cache, and recomputes the maps in the backward pass instead of
-  storing them (FlashAttention's trade, by whole maps). Same arithmetic as the lecture's code,
-  same dropout draws; it agrees with ``model.causal_attention`` to rounding (tests/test_model.py).
-- ``ByteDropout`` draws eight dropout decisions per 64-bit random number. That needs the drop
-  probability to be a multiple of 1/256: **0.2 becomes 0.1992**. This changes the numbers, so it
-  is off for ``--attention math``, which is the exact reference (PyTorch's own dropout).
+- ``chunked_causal_attention`` computes attention one tile at a time: a few (batch, head) maps,
+  64 query rows, and only the keys those rows may see (the rest is masked: 5/8 of the work at
+  T = 256). Every pass over a tile happens in cache, and the backward pass recomputes its tiles
+  instead of storing the maps (FlashAttention's trade). Same arithmetic as the lecture's code,
+  same dropout draws; it agrees with ``model.causal_attention`` to rounding
+  (tests/test_cpu_kernels.py).
+- ``ByteDropout`` draws eight dropout decisions per 64-bit random number and applies them as a
+  multiplier. That needs the drop probability to be a multiple of 1/256: **0.2 becomes 0.1992**.
+  This changes the numbers, so it is off for ``--attention math``, the exact reference
+  (PyTorch's own dropout).
 
 GPUs have fast random numbers and a fused attention kernel, so neither is used there.
 """
@@ -128,8 +131,12 @@ def _tiles(n_maps: int, T: int, L: int):
     in chunks of about MAP_CHUNK_BYTES per tile, so every pass over a tile stays in cache."""
     past = L - T
     per_chunk = max(1, MAP_CHUNK_BYTES // (4 * min(T, ROW_BLOCK) * L))
-    return [(slice(m, min(m + per_chunk, n_maps)), slice(r, min(r + ROW_BLOCK, T)), slice(0, past + min(r + ROW_BLOCK, T)))
-            for m in range(0, n_maps, per_chunk) for r in range(0, T, ROW_BLOCK)]
+    tiles = []
+    for m in range(0, n_maps, per_chunk):
+        for r in range(0, T, ROW_BLOCK):
+            end = min(r + ROW_BLOCK, T)
+            tiles.append((slice(m, min(m + per_chunk, n_maps)), slice(r, end), slice(0, past + end)))
+    return tiles
 
 
 def _weights(q, k, bias, keep) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,5 +149,5 @@ def _weights(q, k, bias, keep) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def chunked_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0):
-    """Causal attention of ``q`` (B, H, T, d) over ``k``, ``v`` (B, H, past + T, d), chunk by chunk."""
+    """Causal attention of ``q`` (B, H, T, d) over ``k``, ``v`` (B, H, past + T, d), tile by tile."""
     return _ChunkedAttention.apply(q, k, v, dropout_p)

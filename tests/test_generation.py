@@ -121,3 +121,20 @@ def test_fast_decoder_step_equals_the_models_forward_with_a_cache(activation):
         assert fast.length == slow.length == t + 1
     with pytest.raises(ValueError, match="block_size"):
         decoder.step(seq[:, :1], fast)
+
+
+def test_decode_steps_run_on_one_thread_and_give_the_count_back(monkeypatch):
+    """A step is too small to share between threads; the caller's thread count is restored."""
+    import gpt40k.fast_decode as fd
+
+    seen = []
+    real_step = fd.FastDecoder.step
+    monkeypatch.setattr(fd.FastDecoder, "step", lambda self, *a, **k: seen.append(torch.get_num_threads())
+                        or real_step(self, *a, **k))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        list(stream(small(), [1, 2, 3], 5))
+        assert seen == [1] * 4 and torch.get_num_threads() == 2  # the prompt, then 4 lean steps
+    finally:
+        torch.set_num_threads(before)

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import load
-from ..files import SNAPSHOT_INFO_FILE, SNAPSHOTS_DIR
+from ..files import CARD_FILE, CURVE_FILE, SNAPSHOT_INFO_FILE, SNAPSHOTS_DIR
 from ..hub import find_checkpoint
 from ..errors import GPT40kError
 from ..model import GPT
@@ -34,11 +34,11 @@ class LoadedModel:
     @property
     def card(self) -> str:
         """The model card as markdown, its loss curve inlined (a relative image link would not load)."""
-        readme = self.folder / "README.md"
+        readme = self.folder / CARD_FILE
         if not readme.exists():
             return f"## {self.name}\n\nThis checkpoint has no model card."
         text = re.sub(r"\A---\n.*?\n---\n", "", readme.read_text(encoding="utf-8"), flags=re.S)
-        curve = self.folder / "loss_curve.png"
+        curve = self.folder / CURVE_FILE
         inline = f"data:image/png;base64,{base64.b64encode(curve.read_bytes()).decode()}" if curve.exists() else ""
         return re.sub(r"!\[([^\]]*)\]\(loss_curve\.png\)", (lambda m: f"![{m[1]}]({inline})") if inline else "", text)
 

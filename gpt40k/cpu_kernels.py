@@ -16,7 +16,8 @@ set the pace, and most on the CPUs without bf16 (bench/speed.py --profile):
   This changes the numbers, so it is off for ``--attention math``, the exact reference
   (PyTorch's own dropout).
 
-GPUs have fast random numbers and a fused attention kernel, so neither is used there.
+GPUs have fast random numbers and a fused attention kernel, so neither is used there; nor under
+``torch.compile``, which fuses the plain code and draws its own random numbers.
 """
 
 from __future__ import annotations
@@ -59,8 +60,8 @@ class ByteDropout(nn.Dropout):
     exact = False
 
     def forward(self, x):
-        if self.exact or not self.training or self.p == 0 or x.device.type != "cpu":
-            return super().forward(x)
+        if self.exact or not self.training or self.p == 0 or x.device.type != "cpu" or torch.compiler.is_compiling():
+            return super().forward(x)  # the compiler generates its own fast random numbers
         return x * keep_scale(random_bytes(x.numel(), x.device).view(x.shape), dropout_threshold(self.p), x.dtype)
 
 

@@ -167,7 +167,9 @@ class CausalSelfAttention(nn.Module):
         """``causal_attention``, or a kernel that computes the same faster where the tensors are."""
         kernel = self.kernel
         if kernel == "auto":  # GPUs (any device but the CPU): PyTorch's fused kernel
-            kernel = "fused" if q.device.type != "cpu" else "chunked" if q.size(2) > 1 else "math"
+            # on CPU under torch.compile the plain code: the compiler fuses it itself
+            plain = q.size(2) == 1 or torch.compiler.is_compiling()
+            kernel = "fused" if q.device.type != "cpu" else "math" if plain else "chunked"
         if return_attention or kernel == "math":  # only this one returns the weights
             return causal_attention(q, k, v, self.attn_dropout)
         dropout_p = self.attn_dropout.p if self.training else 0.0

@@ -186,3 +186,11 @@ def test_a_closed_terminal_sighup_stops_like_sigterm():
         os.kill(os.getpid(), signal.SIGHUP)
         time.sleep(0.05)
         assert stop.requested == "SIGHUP"
+
+
+def test_compile_trains_on_cpu_with_dropout(books, tmp_path):
+    """--compile takes the plain attention and PyTorch's dropout, which the compiler fuses itself
+    (the CPU kernels' byte tricks do not survive its tracing)."""
+    out = tmp_path / "compiled"
+    assert train_main(tiny_args(books, out, max_iters=4, eval_interval=2, dropout=0.1) + ["--compile"]) == 0
+    assert load_training_state(out / "latest")["step"] == 4

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import signal
 import sys
 from pathlib import Path
 
-from .errors import CheckpointError
-from .files import ARGS_FILE, LATEST_DIR, METRICS_FILE, STATE_FILE, atomic_folder
-from .hub import locate_resumable, parse_repo_ref
 from .config import PRESETS, TrainConfig, add_config_arguments, build_config
 from .errors import ConfigError, GPT40kError
+from .files import ARGS_FILE
+from .resume import fetch_from_hub, find_resumable
 
 PUSH_FAILED = 3  # training finished and is saved, but the upload did not happen
 
@@ -39,27 +37,6 @@ def build_parser() -> argparse.ArgumentParser:
                              "flags given override the saved ones")
     add_config_arguments(parser)
     return parser
-
-
-def fetch_from_hub(ref: str, out: str | None) -> Path:
-    """Download ``last-checkpoint/`` of a Hub repository into a local run folder; return the folder."""
-    downloaded = locate_resumable(ref)
-    run_dir = Path(out or Path("runs") / parse_repo_ref(ref)[0].split("/")[1])
-    with atomic_folder(run_dir / LATEST_DIR) as tmp:
-        shutil.copytree(downloaded, tmp, dirs_exist_ok=True)
-        (tmp / METRICS_FILE).unlink(missing_ok=True)  # it belongs beside latest/, not in it
-    if (downloaded / METRICS_FILE).exists():
-        shutil.copyfile(downloaded / METRICS_FILE, run_dir / METRICS_FILE)
-    return run_dir
-
-
-def find_resumable(path: str) -> tuple[Path, Path]:
-    """(checkpoint folder holding training_state.pt, the run folder it belongs to)."""
-    path = Path(path).expanduser()
-    for folder in (path / LATEST_DIR, path / f"{LATEST_DIR}.old", path):
-        if (folder / STATE_FILE).is_file():
-            return folder, (path if folder != path else path.parent)
-    raise CheckpointError(f"{path} holds nothing to resume: expected a run folder with latest/{STATE_FILE}")
 
 
 def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:

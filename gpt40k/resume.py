@@ -1,8 +1,10 @@
 """What --resume needs beyond the weights: the step, the best loss so far, the optimizer and
-every random number generator, so a resumed run continues as if it had never stopped."""
+every random number generator, so a resumed run continues as if it had never stopped; and where
+to find it (a run folder, or a Hub repository pushed with --push-training-state)."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -10,7 +12,9 @@ import torch
 import torch.distributed as dist
 
 from .checkpoint import save_training_state
-from .files import ARGS_FILE, atomic_folder, write_json
+from .errors import CheckpointError
+from .files import ARGS_FILE, LATEST_DIR, METRICS_FILE, STATE_FILE, atomic_folder, write_json
+from .hub import locate_resumable, parse_repo_ref
 from .model import write_model
 
 
@@ -65,3 +69,24 @@ def restore(state: dict, optimizer, scaler, batch_gen: torch.Generator, device: 
     if device.type == "cuda" and rng.get("cuda") is not None:
         torch.cuda.set_rng_state(rng["cuda"], device)
     return progress
+
+
+def fetch_from_hub(ref: str, out: str | None) -> Path:
+    """Download ``last-checkpoint/`` of a Hub repository into a local run folder; return the folder."""
+    downloaded = locate_resumable(ref)
+    run_dir = Path(out or Path("runs") / parse_repo_ref(ref)[0].split("/")[1])
+    with atomic_folder(run_dir / LATEST_DIR) as tmp:
+        shutil.copytree(downloaded, tmp, dirs_exist_ok=True)
+        (tmp / METRICS_FILE).unlink(missing_ok=True)  # it belongs beside latest/, not in it
+    if (downloaded / METRICS_FILE).exists():
+        shutil.copyfile(downloaded / METRICS_FILE, run_dir / METRICS_FILE)
+    return run_dir
+
+
+def find_resumable(path: str) -> tuple[Path, Path]:
+    """(checkpoint folder holding training_state.pt, the run folder it belongs to)."""
+    path = Path(path).expanduser()
+    for folder in (path / LATEST_DIR, path / f"{LATEST_DIR}.old", path):
+        if (folder / STATE_FILE).is_file():
+            return folder, (path if folder != path else path.parent)
+    raise CheckpointError(f"{path} holds nothing to resume: expected a run folder with latest/{STATE_FILE}")

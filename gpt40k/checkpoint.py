@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from .errors import CheckpointError
-from .files import SNAPSHOT_INFO_FILE, STATE_FILE, TOKENIZER_FILE, atomic_folder, write_json
+from .files import SNAPSHOT_INFO_FILE, STATE_FILE, TOKENIZER_FILE, atomic_folder, disk_errors, write_json
 from .hub import locate
 from .model import GPT, read_model, write_model
 from .tokenizer import CharTokenizer
@@ -56,7 +56,7 @@ def save_checkpoint(model: GPT, folder: str | Path, tokenizer: CharTokenizer | N
                     dtype: torch.dtype | None = None, info: dict | None = None) -> Path:
     """A checkpoint folder, atomically; ``dtype`` converts the weights (float16 for snapshots, half
     the size) and ``info`` is written as snapshot.json beside them."""
-    with atomic_folder(folder) as tmp:
+    with disk_errors(folder), atomic_folder(folder) as tmp:
         write_model(model, tmp, dtype)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 
+from .errors import GenerationError
+
 
 @contextmanager
 def one_cpu_thread(device: torch.device):
@@ -54,7 +56,7 @@ class FastDecoder:
         B, C, H = idx.size(0), self.n_embd, self.n_head
         pos = cache.length
         if pos + 1 > self.model.config.block_size:
-            raise ValueError(f"{pos + 1} positions exceed the model's block_size of {self.model.config.block_size}")
+            raise GenerationError(f"{pos + 1} positions exceed the model's block_size of {self.model.config.block_size}")
         x = F.embedding(idx[:, 0], self.model.token_embedding.weight) + self.model.position_embedding.weight[pos]
         attentions = [] if return_attention else None
         BH, D = B * H, C // H

@@ -18,6 +18,10 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
+from safetensors import SafetensorError
+
+from .errors import CheckpointError
+
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
@@ -57,6 +61,18 @@ def write_text(path: str | Path, text: str) -> None:
 
 def write_json(path: str | Path, data) -> None:
     write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+@contextmanager
+def disk_errors(folder: str | Path):
+    """A full disk, a quota or a vanished folder while writing a checkpoint into ``folder`` becomes a
+    CheckpointError that says which and where; the previous checkpoint is kept (atomic_folder)."""
+    try:
+        yield
+    except (OSError, SafetensorError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
+        raise CheckpointError(f"cannot write a checkpoint in {Path(folder).parent}: {reason}. Free some disk "
+                              "space (the previous checkpoint is kept), then --resume") from None
 
 
 @contextmanager

@@ -30,6 +30,7 @@ from .fast_decode import FastDecoder, one_cpu_thread
 if TYPE_CHECKING:  # for the annotations only: model.py imports this module (GPT.generate)
     from .model import GPT
 
+
 @dataclass
 class Step:
     token: torch.Tensor  # (B,) the sampled ids

@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from .cpu_kernels import ByteDropout, chunked_causal_attention
 from .errors import CheckpointError, ConfigError
-from .files import CONFIG_FILE, WEIGHTS_FILE, atomic_folder, write_json
+from .files import CONFIG_FILE, WEIGHTS_FILE, atomic_folder, disk_errors, write_json
 from .generation import stream
 from .hub import locate, push_folder
 
@@ -304,7 +304,7 @@ class GPT(nn.Module):
     def save_pretrained(self, folder: str | Path, tokenizer=None) -> Path:
         """Write config.json and model.safetensors (and tokenizer.json when given) into ``folder``,
         atomically: the folder is complete, or as it was."""
-        with atomic_folder(folder) as tmp:
+        with disk_errors(folder), atomic_folder(folder) as tmp:
             write_model(self, tmp)
             if tokenizer is not None:
                 tokenizer.save_pretrained(tmp)
@@ -334,14 +334,10 @@ def write_model(model: GPT, folder: Path, dtype: torch.dtype | None = None) -> N
     missing folder becomes a CheckpointError that says so."""
     model = getattr(model, "module", model)  # unwrap DDP
     model = getattr(model, "_orig_mod", model)  # and torch.compile
-    try:
+    with disk_errors(folder):
         write_json(folder / CONFIG_FILE, model.config.to_dict())
         state = {k: v.detach().to(dtype or v.dtype).contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(state, folder / WEIGHTS_FILE, metadata={"format": "pt"})
-    except (OSError, SafetensorError) as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
-        raise CheckpointError(f"cannot write a checkpoint in {folder.parent}: {reason}. Free some disk space "
-                              "(the previous checkpoint is kept), then --resume") from None
 
 
 def read_config(folder: str | Path) -> GPTConfig:

@@ -13,7 +13,7 @@ import torch.distributed as dist
 
 from .checkpoint import save_training_state
 from .errors import CheckpointError
-from .files import ARGS_FILE, LATEST_DIR, METRICS_FILE, STATE_FILE, atomic_folder, write_json
+from .files import ARGS_FILE, LATEST_DIR, METRICS_FILE, STATE_FILE, atomic_folder, disk_errors, write_json
 from .hub import locate_resumable, parse_repo_ref
 from .model import write_model
 
@@ -43,7 +43,7 @@ def write_latest(folder: Path, model, tokenizer, cfg, progress: Progress, optimi
     """The resumable checkpoint, atomically: weights, tokenizer, arguments and the training state."""
     state = {**asdict(progress), "rng": rngs, "optimizer": optimizer.state_dict(),
              "scaler": scaler.state_dict() if scaler.is_enabled() else None}
-    with atomic_folder(folder) as tmp:
+    with disk_errors(folder), atomic_folder(folder) as tmp:
         write_model(model, tmp)
         tokenizer.save_pretrained(tmp)
         write_json(tmp / ARGS_FILE, cfg.to_dict())

@@ -96,18 +96,24 @@ def test_an_empty_out_and_a_nul_byte_deep_in_a_book(books, tmp_path, capsys):
     assert "03_bad.txt looks like a binary file" in capsys.readouterr().err
 
 
-def test_a_full_disk_while_saving_is_a_message_and_leaves_no_temporary_folder(books, tmp_path, capsys, monkeypatch):
-    import gpt40k.model as ck
+@pytest.mark.parametrize("module, writer", [("gpt40k.model", "save_file"),  # the weights
+                                            ("gpt40k.tokenizer", "write_text"),  # tokenizer.json
+                                            ("gpt40k.checkpoint.torch", "save")])  # training_state.pt
+def test_a_full_disk_while_saving_is_a_message_and_leaves_no_temporary_folder(books, tmp_path, capsys, monkeypatch,
+                                                                              module, writer):
+    import importlib
 
     def no_space(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(ck, "save_file", no_space)
+    target = module.rsplit(".", 1)
+    owner = importlib.import_module(target[0]).torch if target[1] == "torch" else importlib.import_module(module)
+    monkeypatch.setattr(owner, writer, no_space)
     out = tmp_path / "run"
     assert train_main(tiny_args(books, out, max_iters=5, eval_interval=5)) == 1
     err = capsys.readouterr().err
     assert f"cannot write a checkpoint in {out}: No space left on device. Free some disk space" in err
-    assert not list(out.glob(".*.tmp-*"))
+    assert "Traceback" not in err and not list(out.glob(".*.tmp-*"))
 
 
 def test_two_trainers_on_one_run_folder(books, tmp_path, capsys):

@@ -7,6 +7,7 @@ import contextlib
 import os
 import platform
 import signal
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,8 +164,6 @@ class StopSignal:
 
     @contextmanager
     def installed(self):
-        import threading
-
         if threading.current_thread() is not threading.main_thread():
             yield self
             return

@@ -5,12 +5,13 @@ time not in matrix products but in passes over the (64, 6, 256, 256) attention m
 each in fp32: mask, softmax, dropout, their backward passes, and copies. Memory, not arithmetic,
 set the pace, and most on the CPUs without bf16 (bench/speed.py --profile):
 
-- ``chunked_causal_attention`` computes attention one tile at a time: a few (batch, head) maps,
-  64 query rows, and only the keys those rows may see (the rest is masked: 5/8 of the work at
-  T = 256). Every pass over a tile happens in cache, and the backward pass recomputes its tiles
-  instead of storing the maps (FlashAttention's trade). Same arithmetic as the lecture's code,
-  same dropout draws; it agrees with ``model.causal_attention`` to rounding
-  (tests/test_cpu_kernels.py).
+- ``chunked_causal_attention`` computes attention one tile at a time: the maps of a few batch
+  entries, 64 query rows, and only the keys those rows may see (the rest is masked: 5/8 of the
+  work at T = 256). Every pass over a tile happens in cache, and the backward pass recomputes its
+  tiles instead of storing the maps (FlashAttention's trade). Inputs and outputs keep the
+  (B, T, heads, head_size) layout of the projections, so no whole tensor is ever transposed.
+  Same arithmetic as the lecture's code, same dropout draws; it agrees with
+  ``model.causal_attention`` to rounding (tests/test_cpu_kernels.py).
 - ``ByteDropout`` draws eight dropout decisions per 64-bit random number and applies them as a
   multiplier. That needs the drop probability to be a multiple of 1/256: **0.2 becomes 0.1992**.
   This changes the numbers, so it is off for ``--attention math``, the exact reference
@@ -82,62 +83,82 @@ class _ChunkedAttention(torch.autograd.Function):
         with torch.autocast("cpu", enabled=False):
             B, H, T, D = q.shape
             L = k.shape[2]
-            dtype = q.dtype
-            q = (q / math.sqrt(D)).reshape(B * H, T, D)  # as causal_attention scales it
-            k, v = k.to(dtype).reshape(B * H, L, D), v.to(dtype).reshape(B * H, L, D)
+            k, v = k.to(q.dtype), v.to(q.dtype)
             threshold = dropout_threshold(dropout_p)
-            noise = random_bytes(B * H * T * L, q.device).view(B * H, T, L) if threshold else None
+            noise = random_bytes(B * H * T * L, q.device).view(B, H, T, L) if threshold else None
             ctx.save_for_backward(q, k, v, noise)
-            ctx.threshold, ctx.shape = threshold, (B, H, T, D)
-            y = torch.empty(B * H, T, D, dtype=dtype, device=q.device)
-            bias = causal_bias(T, L - T, dtype, q.device)
-            for s, rows, keys in _tiles(B * H, T, L):
-                keep = keep_scale(noise[s, rows, keys], threshold, _softmax_dtype(q)) if threshold else None
-                weights, _ = _weights(q[s, rows], k[s, keys], bias[rows, keys], keep)
-                y[s, rows] = torch.bmm(weights, v[s, keys])
-            return y.view(B, H, T, D)
+            ctx.threshold = threshold
+            # (B, T, H, D) underneath: the heads side by side again is then a view, not a copy
+            y = torch.empty(B, T, H, D, dtype=q.dtype, device=q.device)
+            bias = causal_bias(T, L - T, q.dtype, q.device)
+            for b in _batch_chunks(B, H, T, L):
+                qc, kc, vc = _maps(q, b, scale=math.sqrt(D)), _maps(k, b), _maps(v, b)
+                noise_c = noise[b].reshape(-1, T, L) if threshold else None
+                for rows, keys in _row_blocks(T, L):
+                    keep = keep_scale(noise_c[:, rows, keys], threshold, _softmax_dtype(q)) if threshold else None
+                    weights, _ = _weights(qc[:, rows], kc[:, keys], bias[rows, keys], keep)
+                    y[b, rows] = torch.bmm(weights, vc[:, keys]).unflatten(0, (-1, H)).transpose(1, 2)
+            return y.transpose(1, 2)
 
     @staticmethod
     def backward(ctx, dy):
         with torch.autocast("cpu", enabled=False):
             q, k, v, noise = ctx.saved_tensors
-            B, H, T, D = ctx.shape
-            L = k.shape[1]
-            dy = dy.to(q.dtype).reshape(B * H, T, D)
-            dq = torch.empty_like(q)
-            # keys get gradient from several row blocks: add them up in at least fp32
-            dk, dv = (torch.zeros(t.shape, dtype=_softmax_dtype(q), device=q.device) for t in (k, v))
+            B, H, T, D = q.shape
+            L = k.shape[2]
+            acc = _softmax_dtype(q)  # keys get gradient from several row blocks: add up in at least fp32
+            dq, dk, dv = (torch.empty(B, n, H, D, dtype=q.dtype, device=q.device) for n in (T, L, L))
             bias = causal_bias(T, L - T, q.dtype, q.device)
-            for s, rows, keys in _tiles(B * H, T, L):
-                keep = keep_scale(noise[s, rows, keys], ctx.threshold, _softmax_dtype(q)) if ctx.threshold else None
-                weights, probs = _weights(q[s, rows], k[s, keys], bias[rows, keys], keep)  # recomputed, not stored
-                dv[s, keys] += torch.bmm(weights.transpose(1, 2), dy[s, rows])
-                d_weights = torch.bmm(dy[s, rows], v[s, keys].transpose(1, 2)).to(probs.dtype)
-                if keep is not None:  # dropout's backward: the same multiplier
-                    d_weights.mul_(keep)
-                d_scores = torch._softmax_backward_data(d_weights, probs, -1, probs.dtype).to(q.dtype)
-                dq[s, rows] = torch.bmm(d_scores, k[s, keys])
-                dk[s, keys] += torch.bmm(d_scores.transpose(1, 2), q[s, rows])
-            dq.div_(math.sqrt(D))  # q was scaled before the product
-            return (dq.view(B, H, T, D), dk.to(q.dtype).view(B, H, L, D), dv.to(q.dtype).view(B, H, L, D), None)
+            for b in _batch_chunks(B, H, T, L):
+                qc, kc, vc = _maps(q, b, scale=math.sqrt(D)), _maps(k, b), _maps(v, b)
+                dyc = _maps(dy.to(q.dtype), b)
+                noise_c = noise[b].reshape(-1, T, L) if ctx.threshold else None
+                dqc = torch.empty_like(qc)
+                dkc, dvc = (torch.zeros(t.shape, dtype=acc, device=q.device) for t in (kc, vc))
+                for rows, keys in _row_blocks(T, L):
+                    keep = keep_scale(noise_c[:, rows, keys], ctx.threshold, acc) if ctx.threshold else None
+                    weights, probs = _weights(qc[:, rows], kc[:, keys], bias[rows, keys], keep)  # recomputed
+                    dvc[:, keys] += torch.bmm(weights.transpose(1, 2), dyc[:, rows])
+                    d_weights = torch.bmm(dyc[:, rows], vc[:, keys].transpose(1, 2)).to(acc)
+                    if keep is not None:  # dropout's backward: the same multiplier
+                        d_weights.mul_(keep)
+                    d_scores = torch._softmax_backward_data(d_weights, probs, -1, acc).to(q.dtype)
+                    dqc[:, rows] = torch.bmm(d_scores, kc[:, keys])
+                    dkc[:, keys] += torch.bmm(d_scores.transpose(1, 2), qc[:, rows])
+                dqc.div_(math.sqrt(D))  # q was scaled before the product
+                for grad, chunk in ((dq, dqc), (dk, dkc), (dv, dvc)):
+                    grad[b] = chunk.to(q.dtype).unflatten(0, (-1, H)).transpose(1, 2)
+            return dq.transpose(1, 2), dk.transpose(1, 2), dv.transpose(1, 2), None
 
 
 def _softmax_dtype(q: torch.Tensor) -> torch.dtype:
     return torch.promote_types(q.dtype, torch.float32)  # bf16 products, fp32 softmax, like autocast
 
 
-def _tiles(n_maps: int, T: int, L: int):
-    """(maps, query rows, keys) to compute at once. Rows come in blocks of ROW_BLOCK, and a block
-    skips the keys after its last row, all masked (causal): 5/8 of the work at T = 256. Maps come
-    in chunks of about MAP_CHUNK_BYTES per tile, so every pass over a tile stays in cache."""
-    past = L - T
-    per_chunk = max(1, MAP_CHUNK_BYTES // (4 * min(T, ROW_BLOCK) * L))
-    tiles = []
-    for m in range(0, n_maps, per_chunk):
-        for r in range(0, T, ROW_BLOCK):
-            end = min(r + ROW_BLOCK, T)
-            tiles.append((slice(m, min(m + per_chunk, n_maps)), slice(r, end), slice(0, past + end)))
-    return tiles
+def _batch_chunks(B: int, H: int, T: int, L: int) -> list[slice]:
+    """Whole batch entries (all their heads) per chunk, about MAP_CHUNK_BYTES of scores per tile."""
+    per_chunk = max(1, MAP_CHUNK_BYTES // (4 * H * min(T, ROW_BLOCK) * L))
+    return [slice(b, min(b + per_chunk, B)) for b in range(0, B, per_chunk)]
+
+
+def _row_blocks(T: int, L: int) -> list[tuple[slice, slice]]:
+    """(query rows, keys) of each tile: ROW_BLOCK rows and only the keys up to the last of them
+    (the rest is masked, causal): 5/8 of the work at T = 256."""
+    blocks = []
+    for start in range(0, T, ROW_BLOCK):
+        end = min(start + ROW_BLOCK, T)
+        blocks.append((slice(start, end), slice(0, L - T + end)))  # L - T: the cached positions first
+    return blocks
+
+
+def _maps(x: torch.Tensor, b: slice, scale: float | None = None) -> torch.Tensor:
+    """The (batch entry, head) maps of chunk ``b`` as one (maps, positions, head_size) batch,
+    divided by ``scale`` when given: a small copy that stays in cache, where a copy of the whole
+    tensor would not (q, k and v arrive as views of the (B, T, 3C) projection)."""
+    maps = x[b].reshape(-1, x.size(2), x.size(3))  # a copy, unless x is laid out that way already
+    if scale is None:
+        return maps
+    return maps / scale if maps._is_view() else maps.div_(scale)  # never scale the caller's tensor
 
 
 def _weights(q, k, bias, keep) -> tuple[torch.Tensor, torch.Tensor]:

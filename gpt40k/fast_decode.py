@@ -56,7 +56,8 @@ class FastDecoder:
         B, C, H = idx.size(0), self.n_embd, self.n_head
         pos = cache.length
         if pos + 1 > self.model.config.block_size:
-            raise GenerationError(f"{pos + 1} positions exceed the model's block_size of {self.model.config.block_size}")
+            block = self.model.config.block_size
+            raise GenerationError(f"{pos + 1} positions exceed the model's block_size of {block}")
         x = F.embedding(idx[:, 0], self.model.token_embedding.weight) + self.model.position_embedding.weight[pos]
         attentions = [] if return_attention else None
         BH, D = B * H, C // H

@@ -7,21 +7,27 @@ from gpt40k.cpu_kernels import ByteDropout, chunked_causal_attention
 from gpt40k.model import causal_attention
 
 
-def qkv(B=2, H=3, T=12, past=0, D=8, dtype=torch.float64):
+def qkv(B=2, H=3, T=12, past=0, D=8, dtype=torch.float64, as_in_the_model=False):
+    """q, k, v; ``as_in_the_model``: views of one (B, T, 3, H, D) projection, transposed, as the
+    model hands them over (without a cache, so past = 0)."""
     g = torch.Generator().manual_seed(0)
+    if as_in_the_model:
+        x = torch.randn(B, T, 3, H, D, generator=g, dtype=dtype, requires_grad=True)
+        return tuple(x[:, :, i].transpose(1, 2) for i in range(3))
     q = torch.randn(B, H, T, D, generator=g, dtype=dtype, requires_grad=True)
     k = torch.randn(B, H, past + T, D, generator=g, dtype=dtype, requires_grad=True)
     v = torch.randn(B, H, past + T, D, generator=g, dtype=dtype, requires_grad=True)
     return q, k, v
 
 
-@pytest.mark.parametrize("p, past", [(0.0, 0), (0.2, 0), (0.1, 5)])
-def test_chunked_attention_equals_the_lecture_with_the_same_dropout_draws(p, past, monkeypatch):
+@pytest.mark.parametrize("p, past, as_in_the_model", [(0.0, 0, False), (0.2, 0, False), (0.1, 5, False),
+                                                      (0.2, 0, True)])
+def test_chunked_attention_equals_the_lecture_with_the_same_dropout_draws(p, past, as_in_the_model, monkeypatch):
     import gpt40k.cpu_kernels as kernels
 
-    monkeypatch.setattr(kernels, "MAP_CHUNK_BYTES", 2 * 4 * 5 * 17)  # two maps per tile: several of them
+    monkeypatch.setattr(kernels, "MAP_CHUNK_BYTES", 4 * 3 * 5 * 17)  # one batch entry (3 heads) per tile
     monkeypatch.setattr(kernels, "ROW_BLOCK", 5)  # 12 rows in blocks of 5, 5 and 2
-    q, k, v = qkv(past=past)
+    q, k, v = qkv(past=past, as_in_the_model=as_in_the_model)
     dy = torch.randn(q.shape, dtype=q.dtype)
     torch.manual_seed(1)
     expected, _ = causal_attention(q, k, v, ByteDropout(p).train())
@@ -32,6 +38,23 @@ def test_chunked_attention_equals_the_lecture_with_the_same_dropout_draws(p, pas
     torch.testing.assert_close(got, expected, atol=1e-12, rtol=1e-12)
     for g, e in zip(grads, expected_grads):  # recomputed maps, the same masks: the same gradients
         torch.testing.assert_close(g, e, atol=1e-12, rtol=1e-12)
+
+
+def test_the_models_gradients_are_the_same_with_either_attention():
+    """A training step's gradients, every parameter, cpu_kernels against the lecture's code."""
+    from gpt40k import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=11, block_size=80, n_layer=2, n_head=3, n_embd=24, dropout=0.0)).double()
+    x, y = torch.randint(0, 11, (5, 80)), torch.randint(0, 11, (5, 80))  # 80 rows: two row blocks
+    grads = {}
+    for kernel in ("math", "auto"):
+        model.set_attention_kernel(kernel)
+        model.zero_grad()
+        model(x, y).loss.backward()
+        grads[kernel] = {n: p.grad.clone() for n, p in model.named_parameters()}
+    for name, g in grads["math"].items():
+        torch.testing.assert_close(grads["auto"][name], g, atol=1e-12, rtol=1e-10, msg=name)
 
 
 def test_chunked_attention_passes_gradcheck():

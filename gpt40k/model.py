@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from .cpu_kernels import ByteDropout, chunked_causal_attention
 from .errors import CheckpointError, ConfigError
-from .files import CONFIG_FILE, WEIGHTS_FILE, atomic_folder, disk_errors, write_json
+from .files import CONFIG_FILE, WEIGHTS_FILE, atomic_file, disk_errors, write_json
 from .generation import stream
 from .hub import locate, push_folder
 
@@ -303,12 +303,14 @@ class GPT(nn.Module):
     # ---- saving and loading, Hugging Face style -----------------------------------------
     def save_pretrained(self, folder: str | Path, tokenizer=None) -> Path:
         """Write config.json and model.safetensors (and tokenizer.json when given) into ``folder``,
-        atomically: the folder is complete, or as it was."""
-        with disk_errors(folder), atomic_folder(folder) as tmp:
-            write_model(self, tmp)
+        made if needed; other files there stay. Each file is written atomically (whole, or as it was)."""
+        folder = Path(folder)
+        with disk_errors(folder):
+            folder.mkdir(parents=True, exist_ok=True)
+            write_model(self, folder)
             if tokenizer is not None:
-                tokenizer.save_pretrained(tmp)
-        return Path(folder)
+                tokenizer.save_pretrained(folder)
+        return folder
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, *, device: str | torch.device = "cpu",
@@ -337,7 +339,8 @@ def write_model(model: GPT, folder: Path, dtype: torch.dtype | None = None) -> N
     with disk_errors(folder):
         write_json(folder / CONFIG_FILE, model.config.to_dict())
         state = {k: v.detach().to(dtype or v.dtype).contiguous().cpu() for k, v in model.state_dict().items()}
-        save_file(state, folder / WEIGHTS_FILE, metadata={"format": "pt"})
+        with atomic_file(folder / WEIGHTS_FILE) as tmp:
+            save_file(state, tmp, metadata={"format": "pt"})
 
 
 def read_config(folder: str | Path) -> GPTConfig:

@@ -187,6 +187,10 @@ def test_save_pretrained_and_from_pretrained_round_trip_alone_and_together(tmp_p
     model.save_pretrained(tmp_path / "both", tokenizer=tok)
     assert GPT.from_pretrained(tmp_path / "both").config == model.config
     assert CharTokenizer.from_pretrained(tmp_path / "both").chars == tok.chars
+    tok.save_pretrained(tmp_path / "in-turn")  # one after the other: neither removes the other's file
+    model.save_pretrained(tmp_path / "in-turn")
+    assert sorted(p.name for p in (tmp_path / "in-turn").iterdir()) == ["config.json", "model.safetensors",
+                                                                        "tokenizer.json"]
 
 
 def test_a_mistyped_local_path_is_reported_as_one(tmp_path, monkeypatch):

@@ -106,12 +106,13 @@ class _ChunkedAttention(torch.autograd.Function):
             q, k, v, noise = ctx.saved_tensors
             B, H, T, D = q.shape
             L = k.shape[2]
+            dy = dy.to(q.dtype)  # once, not per chunk
             acc = _softmax_dtype(q)  # keys get gradient from several row blocks: add up in at least fp32
             dq, dk, dv = (torch.empty(B, n, H, D, dtype=q.dtype, device=q.device) for n in (T, L, L))
             bias = causal_bias(T, L - T, q.dtype, q.device)
             for b in _batch_chunks(B, H, T, L):
                 qc, kc, vc = _maps(q, b, scale=math.sqrt(D)), _maps(k, b), _maps(v, b)
-                dyc = _maps(dy.to(q.dtype), b)
+                dyc = _maps(dy, b)
                 noise_c = noise[b].reshape(-1, T, L) if ctx.threshold else None
                 dqc = torch.empty_like(qc)
                 dkc, dvc = (torch.zeros(t.shape, dtype=acc, device=q.device) for t in (kc, vc))

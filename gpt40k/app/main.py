@@ -30,9 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     if "OMP_NUM_THREADS" not in os.environ:
-        # One thread per generation: a character's matrices are tiny, so a second thread adds only the
-        # cost of waking it; visitors (and the browser, on a laptop) use the other cores. Measured with
-        # bench/page.py: 650 characters/s shown at the fastest setting instead of 500.
+        # Decoding steps run on one thread anyway (gpt40k.fast_decode); here the prompt's and the window
+        # jumps' passes do too, because visitors' generations run side by side and share the cores
+        # (with the browser, on a laptop). Before the lean steps this alone gave 650 characters/s shown
+        # at the fastest setting instead of 500 (bench/page.py).
         torch.set_num_threads(1)
     registry = ModelRegistry()
     registry.add_shipped()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from ..tokenizer import MAX_PROMPT_CHARS
 from .registry import LoadedModel, ModelRegistry
 from .request import GenerationRequest, LIMITS
 from .stepstream import end_message, start_message, step_message
@@ -65,7 +66,7 @@ def stream_run(lm: LoadedModel, req: GenerationRequest, branch: tuple[str, str] 
                 pending = []
     except Exception as e:  # never a traceback on the page
         log.exception("generation failed")
-        yield {"kind": "error", "message": f"Generation failed: {e}"}
+        yield _error(f"Generation failed: {e}")
         return
     if start is not None:
         if pending:
@@ -94,7 +95,7 @@ def make_handlers(registry: ModelRegistry):
         data = getattr(evt, "_data", None) or {}
         text, char, keep = data.get("text"), data.get("char"), data.get("keep")
         if not (isinstance(text, str) and isinstance(char, str) and len(char) == 1 and isinstance(keep, int)
-                and 0 <= keep <= LIMITS["max_new_chars"][1] and len(text) <= 100_000):
+                and 0 <= keep <= LIMITS["max_new_chars"][1] and len(text) <= MAX_PROMPT_CHARS):
             yield _error("This branch request is malformed: click a candidate under a finished text.")
             return
         try:

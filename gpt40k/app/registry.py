@@ -15,8 +15,8 @@ import torch
 
 from ..checkpoint import load
 from ..files import CARD_FILE, CURVE_FILE, SNAPSHOT_INFO_FILE, SNAPSHOTS_DIR
-from ..hub import find_checkpoint
 from ..errors import GPT40kError
+from ..hub import find_checkpoint
 from ..model import GPT
 from ..tokenizer import CharTokenizer
 
@@ -40,7 +40,8 @@ class LoadedModel:
         text = re.sub(r"\A---\n.*?\n---\n", "", readme.read_text(encoding="utf-8"), flags=re.S)
         curve = self.folder / CURVE_FILE
         inline = f"data:image/png;base64,{base64.b64encode(curve.read_bytes()).decode()}" if curve.exists() else ""
-        return re.sub(r"!\[([^\]]*)\]\(loss_curve\.png\)", (lambda m: f"![{m[1]}]({inline})") if inline else "", text)
+        return re.sub(rf"!\[([^\]]*)\]\({re.escape(CURVE_FILE)}\)", (lambda m: f"![{m[1]}]({inline})") if inline else "",
+                      text)
 
 
 @dataclass

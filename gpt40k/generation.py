@@ -107,9 +107,9 @@ class SlidingWindow:
             joined = joined[:, -(block if first else block + 1 - self.slide):]
             self.cache.reset()
             new = joined
-            if not first and tokens.size(1) == 1 and joined.size(1) > 1:  # a jump: all but the newest,
-                self.model(joined[:, :-1], cache=self.cache)  # fast (no attention asked), then the newest
-                new = joined[:, -1:]
+            if not first and tokens.size(1) == 1 and joined.size(1) > 1:
+                self.decoder.fill(joined[:, :-1], self.cache)  # a jump: the cache for all but the newest,
+                new = joined[:, -1:]  # then the newest as any other step (its attention, when asked)
         self.window = joined
         if new.size(1) == 1 and not self.model.training:  # one character: the lean path
             with one_cpu_thread(new.device):

@@ -99,14 +99,23 @@ def test_stream_restores_training_mode_and_reports_probabilities():
     assert steps[1].attentions[0].shape == (1, 2, 1, 4)  # then one new row per character
 
 
-@pytest.mark.parametrize("activation", ["gelu", "relu"])
-def test_fast_decoder_step_equals_the_models_forward_with_a_cache(activation):
+def randomised(model: GPT) -> GPT:
+    """Every parameter random, biases and norms included: the init's zero biases and unit norms would
+    hide a mistake in how fast_decode lays them out."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)
+    return model.eval()
+
+
+@pytest.mark.parametrize("activation, bias", [("gelu", True), ("relu", True), ("gelu", False)])
+def test_fast_decoder_step_equals_the_models_forward_with_a_cache(activation, bias):
     """fast_decode is GPT.forward for one new position: the same numbers, attention included."""
     from gpt40k.fast_decode import FastDecoder
 
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=13, block_size=12, n_layer=3, n_head=4, n_embd=32, dropout=0.1,
-                          activation=activation)).eval()
+    model = randomised(GPT(GPTConfig(vocab_size=13, block_size=12, n_layer=3, n_head=4, n_embd=32, dropout=0.1,
+                                     activation=activation, bias=bias)))
     seq = torch.randint(0, 13, (2, 12))
     slow, fast = model.new_cache(2), model.new_cache(2)
     model(seq[:, :4], cache=slow)
@@ -121,6 +130,26 @@ def test_fast_decoder_step_equals_the_models_forward_with_a_cache(activation):
         assert fast.length == slow.length == t + 1
     with pytest.raises(ValueError, match="block_size"):
         decoder.step(seq[:, :1], fast)
+
+
+def test_fast_decoder_fill_caches_what_the_models_forward_caches():
+    """A window jump fills the cache without the last block's outputs; the keys and values are the
+    forward's, after cached positions too, and the next step's logits follow."""
+    from gpt40k.fast_decode import FastDecoder
+
+    torch.manual_seed(0)
+    model = randomised(GPT(GPTConfig(vocab_size=13, block_size=12, n_layer=3, n_head=4, n_embd=32)))
+    seq = torch.randint(0, 13, (2, 10))
+    want, got = model.new_cache(2), model.new_cache(2)
+    decoder = FastDecoder(model)
+    for start, end in ((0, 6), (6, 9)):
+        model(seq[:, start:end], cache=want)
+        decoder.fill(seq[:, start:end], got)
+    assert got.length == want.length == 9
+    torch.testing.assert_close(got.keys[:, :, :, :9], want.keys[:, :, :, :9], atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(got.values[:, :, :, :9], want.values[:, :, :, :9], atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(decoder.step(seq[:, 9:], got)[0], model(seq[:, 9:], cache=want).logits,
+                               atol=1e-6, rtol=1e-6)
 
 
 def test_decode_steps_run_on_one_thread_and_give_the_count_back(monkeypatch):

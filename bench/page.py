@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gpt40k.runtime import cpu_features, describe_hardware  # noqa: E402
+from gpt40k.runtime import describe_cpu  # noqa: E402
 
 LIVE = "#gpt40k-live"
 COUNT_JS = f"() => document.querySelectorAll('{LIVE} .g4k-text span.g:not(.hidden)').length"
@@ -168,10 +168,7 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    import torch
-
-    print(f"machine: {describe_hardware(torch.device('cpu'))}; CPU flags: {', '.join(cpu_features())}; "
-          f"model: {args.model}\n")
+    print(f"machine: {describe_cpu()}; model: {args.model}\n")
     proc, url = start_app(args.model)
     rows = []
     try:

@@ -4,7 +4,9 @@
 
 Prints markdown tables: corpus encoding time; training tokens/s at the `seed` preset
 (batch 64 x block 256) for the seed re-implementation (bench/seed_model.py, fp32, one module
-per head) and GPT-40k in several settings; generation chars/s at 500 and 2000 characters.
+per head) and GPT-40k in several settings; generation chars/s at 500 and 2000 characters; then
+whether the CPU speed targets are met here (fp32 training >= 1.5x the seed, bf16 >= 2.5x where the CPU
+has bf16; generation with attention >= 1,000 chars/s and >= 20x the seed at 2000 characters).
 ``--profile`` prints instead where the time of a training step (fp32, the default kernels) and of
 generating characters goes, operation by operation (torch.profiler).
 """
@@ -27,17 +29,22 @@ from gpt40k import GPT  # noqa: E402
 from gpt40k.config import PRESETS, build_config  # noqa: E402
 from gpt40k.data import read_books  # noqa: E402
 from gpt40k.generation import stream  # noqa: E402
-from gpt40k.runtime import autocast, cpu_features, cpu_supports_bf16, describe_hardware, resolve_dtype  # noqa: E402
+from gpt40k.runtime import autocast, cpu_supports_bf16, describe_cpu, resolve_dtype  # noqa: E402
 from gpt40k.tokenizer import CharTokenizer  # noqa: E402
 from gpt40k.trainer import make_optimizer  # noqa: E402
 
 SEED = PRESETS["seed"]
 VOCAB = 97  # the original 40k corpus
+SEED_TRAINING = "seed (one module per head, fp32)"
+FP32_TRAINING = "GPT-40k, fp32, --attention auto (cpu_kernels; the default without bf16)"
+BF16_TRAINING = "GPT-40k, bf16 autocast, --attention auto (the default with bf16)"
+SEED_GENERATION = "seed (full recompute per character)"
+WITH_ATTENTION = "GPT-40k, KV cache + attention capture"
 
 
 def machine() -> str:
     cpu = torch.device("cpu")
-    return (f"{describe_hardware(cpu)}, torch {torch.__version__}; CPU flags: {', '.join(cpu_features()) or 'unknown'}; "
+    return (f"{describe_cpu()}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
             f"--dtype auto picks {str(resolve_dtype('auto', cpu)).replace('torch.', '')}, "
             f"--attention auto picks cpu_kernels (chunked attention, byte dropout) for training on CPU")
 
@@ -90,15 +97,15 @@ def train_tokens_per_s(model, steps: int, dtype: torch.dtype, optimizer) -> floa
     return steps * SEED["batch_size"] * SEED["block_size"] / (time.perf_counter() - start)
 
 
-def bench_training(steps: int, rounds: int) -> list[str]:
+def bench_training(steps: int, rounds: int) -> dict[str, float]:
     """Every variant ``rounds`` times, taking turns (a shared machine's speed drifts; turns spread
-    the drift over all of them); the median of each, with the range."""
+    the drift over all of them); prints the median of each, with the range; returns the medians."""
     cfg = build_config("seed", {"data": ["-"]})
-    variants = [("seed (one module per head, fp32)", torch.float32, None),
+    variants = [(SEED_TRAINING, torch.float32, None),
                 ("GPT-40k, fp32, --attention math (the exact reference)", torch.float32, "math"),
-                ("GPT-40k, fp32, --attention auto (cpu_kernels; the default without bf16)", torch.float32, "auto"),
+                (FP32_TRAINING, torch.float32, "auto"),
                 ("GPT-40k, bf16 autocast, --attention math", torch.bfloat16, "math"),
-                ("GPT-40k, bf16 autocast, --attention auto (the default with bf16)", torch.bfloat16, "auto")]
+                (BF16_TRAINING, torch.bfloat16, "auto")]
     if not cpu_supports_bf16():
         variants = variants[:3]
     steppers = []
@@ -117,12 +124,10 @@ def bench_training(steps: int, rounds: int) -> list[str]:
         for i, (model, dtype, optimizer) in enumerate(steppers):
             speeds[i].append(train_tokens_per_s(model, steps, dtype, optimizer))
     base = statistics.median(speeds[0])
-    rows = []
     for (name, _, _), runs in zip(variants, speeds):
         median = statistics.median(runs)
-        rows.append(f"| {name} | {median:,.0f} ({min(runs):,.0f}-{max(runs):,.0f}) | {median / base:.2f}x |")
-        print(rows[-1], flush=True)
-    return rows
+        print(f"| {name} | {median:,.0f} ({min(runs):,.0f}-{max(runs):,.0f}) | {median / base:.2f}x |", flush=True)
+    return {name: statistics.median(runs) for (name, _, _), runs in zip(variants, speeds)}
 
 
 @torch.no_grad()
@@ -132,8 +137,8 @@ def chars_per_s(fn, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-def bench_generation(rounds: int, lengths=(500, 2000)) -> list[str]:
-    """Each way of generating ``rounds`` times at each length, taking turns; medians."""
+def bench_generation(rounds: int, lengths=(500, 2000)) -> dict[tuple[str, int], float]:
+    """Each way of generating ``rounds`` times at each length, taking turns; prints and returns the medians."""
     torch.manual_seed(0)
     seed = seed_model().eval()
     model = gpt40k_model().eval()
@@ -143,9 +148,9 @@ def bench_generation(rounds: int, lengths=(500, 2000)) -> list[str]:
             int(step.token[0])
 
     runs = {
-        "seed (full recompute per character)": lambda n: seed.generate(prompt, n),
+        SEED_GENERATION: lambda n: seed.generate(prompt, n),
         "GPT-40k, KV cache (default slide)": lambda n: consume(stream(model, prompt, n)),
-        "GPT-40k, KV cache + attention capture": lambda n: consume(stream(model, prompt, n, return_attention=True)),
+        WITH_ATTENTION: lambda n: consume(stream(model, prompt, n, return_attention=True)),
         "GPT-40k, KV cache, slide=1 (exactly the seed's window)": lambda n: consume(stream(model, prompt, n, slide=1)),
     }
     speeds = {(name, n): [] for name in runs for n in lengths}
@@ -154,13 +159,29 @@ def bench_generation(rounds: int, lengths=(500, 2000)) -> list[str]:
             for n in lengths:
                 speeds[name, n].append(chars_per_s(fn, n))
     median = {key: statistics.median(values) for key, values in speeds.items()}
-    seed_name = next(iter(runs))
-    rows = []
     for name in runs:
-        cells = " | ".join(f"{median[name, n]:,.0f} ({median[name, n] / median[seed_name, n]:.1f}x)" for n in lengths)
-        rows.append(f"| {name} | {cells} |")
-        print(rows[-1], flush=True)
-    return rows
+        cells = " | ".join(f"{median[name, n]:,.0f} ({median[name, n] / median[SEED_GENERATION, n]:.1f}x)"
+                           for n in lengths)
+        print(f"| {name} | {cells} |", flush=True)
+    return median
+
+
+def print_targets(training: dict[str, float], generation: dict[tuple[str, int], float]) -> None:
+    """The targets of this project's CPU speed work, met or not, on this machine."""
+    rows = []
+    if training:
+        seed = training[SEED_TRAINING]
+        rows.append(("fp32 training, `--attention auto`", ">= 1.5x the seed", training[FP32_TRAINING] / seed, 1.5, "x"))
+        if BF16_TRAINING in training:
+            rows.append(("bf16 training, `--attention auto`", ">= 2.5x the seed", training[BF16_TRAINING] / seed, 2.5, "x"))
+    rate = generation[WITH_ATTENTION, 2000]
+    rows.append(("generation with attention, 2000 chars", ">= 1,000 chars/s", rate, 1000, " chars/s"))
+    rows.append(("generation with attention, 2000 chars", ">= 20x the seed", rate / generation[SEED_GENERATION, 2000],
+                 20, "x"))
+    print("\n| target | wanted | measured | met |\n|---|---|---|---|")
+    for what, wanted, value, least, unit in rows:
+        shown = f"{value:,.0f}{unit}" if unit == " chars/s" else f"{value:.2f}{unit}"
+        print(f"| {what} | {wanted} | {shown} | {'yes' if value >= least else '**no**'} |")
 
 
 def profile(rows: int = 18) -> None:
@@ -199,13 +220,14 @@ def main() -> None:
         return profile()
     if Path(args.corpus).exists():
         print("| corpus | time |\n|---|---|\n" + time_encoding(Path(args.corpus)) + "\n")
+    training = {}
     if not args.skip_train:
         print(f"| training at the seed preset (batch 64 x block 256) | tokens/s, median of {args.rounds} (range) "
               "| vs seed |\n|---|---|---|")
-        bench_training(args.train_steps, args.rounds)
+        training = bench_training(args.train_steps, args.rounds)
         print()
     print(f"| generation, chars/s, median of {args.rounds} | 500 chars | 2000 chars |\n|---|---|---|")
-    bench_generation(args.rounds)
+    print_targets(training, bench_generation(args.rounds))
 
 
 if __name__ == "__main__":

@@ -55,15 +55,38 @@ def describe_hardware(device: torch.device, world_size: int = 1) -> str:
     return f"{world_size} x {name}" if world_size > 1 else name
 
 
+def _cpuinfo(path: str = "/proc/cpuinfo") -> dict[str, str]:
+    """The first CPU's fields in /proc/cpuinfo (empty where there is none: macOS, Windows)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().split("\n\n")[0].splitlines()
+    except OSError:
+        return {}
+    return {key.strip(): value.strip() for key, _, value in (ln.partition(":") for ln in lines)}
+
+
 def cpu_features() -> list[str]:
     """The CPU's vector extensions that decide speed here: AVX2, AVX-512, AVX512-BF16, AMX."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = set(next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), []))
-    except OSError:
-        return []
+    flags = set(_cpuinfo().get("flags", "").split())
     names = {"avx2": "AVX2", "fma": "FMA", "avx512f": "AVX-512", "avx512_bf16": "AVX512-BF16", "amx_bf16": "AMX"}
     return [label for flag, label in names.items() if flag in flags]
+
+
+def describe_cpu() -> str:
+    """E.g. "AMD EPYC, family 25 model 1, 2 CPUs, one per core; AVX2, FMA": what benchmark figures
+    need to say where they came from (a cloud CPU's name alone often hides its generation, and two
+    CPUs on one core, hyperthreads, share its arithmetic)."""
+    info = _cpuinfo()
+    parts = [info.get("model name") or platform.processor() or platform.machine()]
+    if "cpu family" in info:
+        parts.append(f"family {info['cpu family']} model {info.get('model', '?')}")
+    cpus, siblings, cores = os.cpu_count() or 1, info.get("siblings", ""), info.get("cpu cores", "")
+    if siblings.isdigit() and cores.isdigit() and int(cores):
+        per_core = int(siblings) // int(cores)
+        parts.append(f"{cpus} CPUs, " + (f"{per_core} per core (hyperthreads)" if per_core > 1 else "one per core"))
+    else:
+        parts.append(f"{cpus} CPUs")
+    return ", ".join(parts) + "; " + (", ".join(cpu_features()) or "vector extensions unknown")
 
 
 def cpu_supports_bf16() -> bool:

@@ -38,3 +38,23 @@ def test_bf16_asked_for_on_a_t4_is_refused_with_the_way_out(fake_gpu):
 def test_fp16_on_the_cpu_is_refused():
     with pytest.raises(DeviceError, match="float16 is for GPUs"):
         resolve_dtype("float16", torch.device("cpu"))
+
+
+def test_cpu_description_names_generation_hyperthreads_and_extensions(tmp_path, monkeypatch):
+    """Benchmark figures say which CPU they came from: an AVX2-only EPYC whose two CPUs are one core's
+    hyperthreads reads differently from one with AVX512-BF16 and two cores."""
+    from gpt40k import runtime
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\n"
+                       "model name\t: AMD EPYC 7B13\nsiblings\t: 2\ncpu cores\t: 1\nflags\t\t: fpu avx2 fma\n\n"
+                       "processor\t: 1\nflags\t\t: other\n")
+    fields = runtime._cpuinfo(str(cpuinfo))
+    assert fields["cpu family"] == "25" and fields["flags"] == "fpu avx2 fma"  # the first CPU's block only
+    assert runtime._cpuinfo(str(tmp_path / "missing")) == {}
+    monkeypatch.setattr(runtime, "_cpuinfo", lambda: fields)
+    monkeypatch.setattr(runtime.os, "cpu_count", lambda: 2)
+    assert runtime.cpu_features() == ["AVX2", "FMA"]
+    assert runtime.describe_cpu() == "AMD EPYC 7B13, family 25 model 1, 2 CPUs, 2 per core (hyperthreads); AVX2, FMA"
+    monkeypatch.setattr(runtime, "_cpuinfo", lambda: {})  # no /proc/cpuinfo: still a line, never an error
+    assert runtime.describe_cpu().endswith("2 CPUs; vector extensions unknown")

@@ -137,6 +137,16 @@ def chars_per_s(fn, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
+def on_one_thread(fn):
+    """``fn()`` with torch on one thread, as app.py sets it, window jumps included."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return fn()
+    finally:
+        torch.set_num_threads(threads)
+
+
 def bench_generation(rounds: int, lengths=(500, 2000)) -> dict[tuple[str, int], float]:
     """Each way of generating ``rounds`` times at each length, taking turns; prints and returns the medians."""
     torch.manual_seed(0)
@@ -151,6 +161,8 @@ def bench_generation(rounds: int, lengths=(500, 2000)) -> dict[tuple[str, int], 
         SEED_GENERATION: lambda n: seed.generate(prompt, n),
         "GPT-40k, KV cache (default slide)": lambda n: consume(stream(model, prompt, n)),
         WITH_ATTENTION: lambda n: consume(stream(model, prompt, n, return_attention=True)),
+        "GPT-40k, KV cache + attention capture, one thread (as the page runs it)":
+            lambda n: on_one_thread(lambda: consume(stream(model, prompt, n, return_attention=True))),
         "GPT-40k, KV cache, slide=1 (exactly the seed's window)": lambda n: consume(stream(model, prompt, n, slide=1)),
     }
     speeds = {(name, n): [] for name in runs for n in lengths}

@@ -4,9 +4,9 @@ Generating a character is a single position: a few hundred kFLOP per layer, micr
 arithmetic. What costs is everything around it: a module call, a dropout that does nothing in
 eval mode, a view, a mask, each a few microseconds, fifty of them a layer. ``FastDecoder.step``
 is ``GPT.forward`` for that one case with those removed: the same operations on the same weights,
-so the same numbers up to rounding (tests/test_generation.py compares them), twice
-as fast on a CPU (bench/speed.py). ``gpt40k.generation`` uses it for every step after the prompt,
-on one thread, and ``FastDecoder.fill`` when the window jumps.
+so the same numbers up to rounding (tests/test_generation.py compares them), twice as fast on a
+CPU (bench/speed.py). ``gpt40k.generation`` uses it for every step after the prompt, on one
+thread, and ``FastDecoder.fill`` when the window jumps.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ class FastDecoder:
     the weights in order (20-30% faster than ``F.linear``'s transposed view on a CPU). The query
     columns of the attention's projection come pre-multiplied by 1/sqrt(head_size), which saves a
     pass per layer. Both change the rounding only (tests allow 1e-6); the copies cost the model's
-    size in memory (7 MB for the shipped one) and 4 ms to make.
+    size in memory (7 MB for the shipped one) and 4 ms to make, and are made for one generation:
+    weights changed afterwards (training) need a new decoder, as ``gpt40k.generation`` makes.
     """
 
     def __init__(self, model):
@@ -85,12 +86,11 @@ class FastDecoder:
         g, b, w, bias = self.final
         return addmm(bias, norm(x, shape, g, b, eps), w).unsqueeze(1), attentions
 
-
     def fill(self, tokens: torch.Tensor, cache) -> None:
         """Cache the keys and values of ``tokens`` (B, T) after the cached positions, as
         ``model(tokens, cache=cache)`` does, without the outputs nobody reads when the
         window jumps: the last block's keys and values need only its input, so its attention, its
-        MLP and the head are skipped (a fifth of a jump's work in the shipped model)."""
+        MLP and the head are skipped (about a fifth of a jump's work in the shipped model)."""
         model, (B, T) = self.model, tokens.shape
         positions = torch.arange(cache.length, cache.length + T, device=tokens.device)
         x = model.dropout(model.token_embedding(tokens) + model.position_embedding(positions))

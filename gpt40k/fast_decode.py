@@ -42,7 +42,8 @@ class FastDecoder:
     Matrices are stored transposed, (in, out) and contiguous: a one-row product with them reads
     the weights in order (20-30% faster than ``F.linear``'s transposed view on a CPU). The query
     columns of the attention's projection come pre-multiplied by 1/sqrt(head_size), which saves a
-    pass per layer. Both change the rounding only (tests allow 1e-6); the copies cost the model's
+    pass per layer; the MLP's GELU becomes three cheap passes (``_mlp``). All change the rounding
+    only (tests allow 1e-6); the copies cost the model's
     size in memory (7 MB for the shipped one) and 4 ms to make, and are made for one generation:
     weights changed afterwards (training) need a new decoder, as ``gpt40k.generation`` makes.
     """
@@ -51,10 +52,9 @@ class FastDecoder:
         cfg = model.config
         self.model, self.n_head, self.n_embd = model, cfg.n_head, cfg.n_embd
         self.eps = model.ln_f.eps
-        self.act = F.gelu if cfg.activation == "gelu" else F.relu
+        self.act = _erf_gelu if cfg.activation == "gelu" else F.relu
         self.layers = [(b.ln1.weight, b.ln1.bias, *_query_scaled(b.attn.qkv, cfg), *_transposed(b.attn.proj),
-                        b.ln2.weight, b.ln2.bias, *_transposed(b.mlp.fc), *_transposed(b.mlp.proj))
-                       for b in model.blocks]
+                        b.ln2.weight, b.ln2.bias, *_mlp(b.mlp, cfg)) for b in model.blocks]
         self.final = (model.ln_f.weight, model.ln_f.bias, *_transposed(model.lm_head))
 
     def step(self, idx: torch.Tensor, cache, return_attention: bool = False):
@@ -118,3 +118,19 @@ def _query_scaled(qkv: torch.nn.Linear, cfg) -> tuple[torch.Tensor, torch.Tensor
     weight[:, :cfg.n_embd] *= scale
     bias[:cfg.n_embd] *= scale
     return weight, bias
+
+
+def _mlp(mlp, cfg) -> tuple[torch.Tensor, ...]:
+    """The MLP's two layers, ``_transposed``. For GELU, gelu(u) = u (1 + erf(u / sqrt 2)) / 2: with the
+    first layer giving u / sqrt 2 and the second taking the other 1 / sqrt 2, what is left between
+    them is ``_erf_gelu``, about half the time of PyTorch's GELU kernel on one row."""
+    w_fc, b_fc = _transposed(mlp.fc)
+    w_out, b_out = _transposed(mlp.proj)
+    if cfg.activation == "gelu":
+        w_fc, b_fc, w_out = w_fc * math.sqrt(0.5), b_fc * math.sqrt(0.5), w_out * math.sqrt(0.5)
+    return w_fc, b_fc, w_out, b_out
+
+
+def _erf_gelu(u: torch.Tensor) -> torch.Tensor:
+    """sqrt(2) gelu(sqrt(2) u), for ``_mlp``'s scaled layers."""
+    return torch.erf(u).add_(1).mul_(u)

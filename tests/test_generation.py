@@ -152,6 +152,20 @@ def test_fast_decoder_fill_caches_what_the_models_forward_caches():
                                atol=1e-6, rtol=1e-6)
 
 
+def test_fast_decoder_leaves_the_models_weights_alone():
+    """The decoder scales its own copies of the weights, never the model's."""
+    from gpt40k.fast_decode import FastDecoder
+
+    torch.manual_seed(0)
+    model = randomised(GPT(GPTConfig(vocab_size=5, block_size=4, n_layer=1, n_head=2, n_embd=8)))
+    before = {name: p.clone() for name, p in model.state_dict().items()}
+    decoder = FastDecoder(model)
+    cache = model.new_cache(1)
+    decoder.step(torch.tensor([[1]]), cache)
+    for name, p in model.state_dict().items():
+        assert torch.equal(p, before[name]), name
+
+
 def test_decode_steps_run_on_one_thread_and_give_the_count_back(monkeypatch):
     """A step is too small to share between threads; the caller's thread count is restored."""
     import gpt40k.fast_decode as fd

@@ -44,14 +44,8 @@ def describe_hardware(device: torch.device, world_size: int = 1) -> str:
     elif device.type == "mps":
         name = "Apple MPS"
     else:
-        name = platform.processor() or platform.machine()
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8") as f:
-                name = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), name)
-        except OSError:
-            pass
         threads = torch.get_num_threads()
-        name = f"{name} ({threads} thread{'s' if threads != 1 else ''})"
+        name = f"{_cpu_name(_cpuinfo())} ({threads} thread{'s' if threads != 1 else ''})"
     return f"{world_size} x {name}" if world_size > 1 else name
 
 
@@ -63,6 +57,10 @@ def _cpuinfo(path: str = "/proc/cpuinfo") -> dict[str, str]:
     except OSError:
         return {}
     return {key.strip(): value.strip() for key, _, value in (ln.partition(":") for ln in lines)}
+
+
+def _cpu_name(info: dict[str, str]) -> str:
+    return info.get("model name") or platform.processor() or platform.machine()
 
 
 def cpu_features() -> list[str]:
@@ -77,7 +75,7 @@ def describe_cpu() -> str:
     need to say where they came from (a cloud CPU's name alone often hides its generation, and two
     CPUs on one core, hyperthreads, share its arithmetic)."""
     info = _cpuinfo()
-    parts = [info.get("model name") or platform.processor() or platform.machine()]
+    parts = [_cpu_name(info)]
     if "cpu family" in info:
         parts.append(f"family {info['cpu family']} model {info.get('model', '?')}")
     cpus, siblings, cores = os.cpu_count() or 1, info.get("siblings", ""), info.get("cpu cores", "")

@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.page import start_app  # noqa: E402
+from gpt40k.runtime import describe_cpu  # noqa: E402
 
 SHIPPED = ROOT / "checkpoints" / "grimdark"
 PY = sys.executable
@@ -158,6 +159,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=12)
     args = parser.parse_args()
+    print(f"machine: {describe_cpu()}\n")  # the memory and time figures depend on it
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         tracebacks, commands = count_tracebacks(work)

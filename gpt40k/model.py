@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import tempfile
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import NamedTuple
@@ -360,13 +361,20 @@ def read_model(folder: Path, device: str | torch.device = "cpu") -> GPT:
     if not weights_path.is_file():
         raise CheckpointError(f"no {WEIGHTS_FILE} in {folder}: the checkpoint is incomplete")
     check_weights_match(config, weights_path)  # before anything the size of the config is built
-    try:
+    with unreadable_weights(weights_path):
         state = load_file(weights_path, device=str(device))
-    except (SafetensorError, OSError, RuntimeError) as e:
-        raise CheckpointError(f"{weights_path} is corrupt or truncated ({e}); download or copy it again") from None
     model = GPT(config)
     model.load_state_dict(state)  # strict: every weight present, none left over
     return model.to(device).eval()
+
+
+@contextmanager
+def unreadable_weights(weights_path: Path):
+    """A safetensors file that cannot be read becomes a CheckpointError that says what to do."""
+    try:
+        yield
+    except (SafetensorError, OSError, RuntimeError) as e:
+        raise CheckpointError(f"{weights_path} is corrupt or truncated ({e}); download or copy it again") from None
 
 
 def check_weights_match(config: GPTConfig, weights_path: Path) -> None:
@@ -375,11 +383,8 @@ def check_weights_match(config: GPTConfig, weights_path: Path) -> None:
     to its weights costs nothing."""
     with torch.device("meta"):
         expected = {k: tuple(v.shape) for k, v in GPT(config).state_dict().items()}
-    try:
-        with safe_open(weights_path, "pt") as f:
-            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    except (SafetensorError, OSError, RuntimeError) as e:
-        raise CheckpointError(f"{weights_path} is corrupt or truncated ({e}); download or copy it again") from None
+    with unreadable_weights(weights_path), safe_open(weights_path, "pt") as f:
+        found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
     missing, unexpected = expected.keys() - found.keys(), found.keys() - expected.keys()
     wrong = [k for k in expected.keys() & found.keys() if found[k] != expected[k]]
     if missing or unexpected or wrong:

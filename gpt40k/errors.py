@@ -28,10 +28,14 @@ class UnknownCharactersError(TokenizerError):
 
     def __init__(self, chars):
         self.chars = sorted(set(chars))
-        shown = ", ".join(repr(c) for c in self.chars[:20])
-        more = f" and {len(self.chars) - 20} more" if len(self.chars) > 20 else ""
-        super().__init__(f"{len(self.chars)} character(s) are not in the vocabulary: {shown}{more}. "
+        super().__init__(f"{len(self.chars)} character(s) are not in the vocabulary: {list_chars(self.chars)}. "
                          "Pass unknown='drop' or unknown='replace' to handle them instead.")
+
+
+def list_chars(chars: list[str], limit: int = 20) -> str:
+    """Characters for a message: quoted, invisible ones as U+XXXX, the first ``limit`` and a count."""
+    shown = ", ".join(repr(c) if c.isprintable() else f"U+{ord(c):04X}" for c in chars[:limit])
+    return shown + (f" and {len(chars) - limit} more" if len(chars) > limit else "")
 
 
 class CheckpointError(GPT40kError, ValueError):

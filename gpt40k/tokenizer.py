@@ -15,7 +15,7 @@ from typing import Iterable, Literal
 
 import numpy as np
 
-from .errors import TokenizerError, UnknownCharactersError
+from .errors import TokenizerError, UnknownCharactersError, list_chars
 from .files import TOKENIZER_FILE, write_text
 from .hub import locate
 
@@ -137,9 +137,8 @@ class CharTokenizer:
                          + " (the model knows only the plain forms).")
         result = self.encode_array(text, unknown="drop")
         if result.unknown:
-            shown = ", ".join(repr(c) if c.isprintable() else f"U+{ord(c):04X}" for c in result.unknown[:20])
-            more = f" and {len(result.unknown) - 20} more" if len(result.unknown) > 20 else ""
-            notes.append(f"Removed {len(result.unknown)} character(s) the model does not know: {shown}{more}.")
+            notes.append(f"Removed {len(result.unknown)} character(s) the model does not know: "
+                         f"{list_chars(result.unknown)}.")
         ids = result.ids.tolist()
         if max_chars is not None and len(ids) > max_chars:
             notes.append(f"The prompt is longer than the model's context of {max_chars} characters: "

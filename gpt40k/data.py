@@ -21,7 +21,7 @@ import torch
 
 from .errors import CorpusError
 from .files import atomic_file, write_json
-from .tokenizer import CharTokenizer
+from .tokenizer import ENCODE_CHUNK, CharTokenizer, codepoints
 
 GLOB_CHARS = set("*?[")
 
@@ -188,13 +188,12 @@ def prepare_corpus(
     return data
 
 
-def count_chars(texts, chunk: int = 1 << 22) -> tuple[np.ndarray, np.ndarray]:
+def count_chars(texts, chunk: int = ENCODE_CHUNK) -> tuple[np.ndarray, np.ndarray]:
     """(code points, their counts) over ``texts``, sorted; counted in chunks to bound memory."""
     total = np.zeros(0x110000, dtype=np.int64)
     for text in texts:
         for i in range(0, len(text), chunk):
-            codes = np.frombuffer(text[i:i + chunk].encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-            total += np.bincount(codes, minlength=len(total))
+            total += np.bincount(codepoints(text[i:i + chunk]), minlength=len(total))
     chars = np.flatnonzero(total)
     return chars.astype(np.uint32), total[chars]
 

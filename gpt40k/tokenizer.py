@@ -27,6 +27,12 @@ TYPOGRAPHIC = {"“": '"', "”": '"', "„": '"', "«": '"', "»": '"', "‘": 
 UnknownPolicy = Literal["error", "drop", "replace"]
 
 
+def codepoints(text: str) -> np.ndarray:
+    """The characters of ``text`` as code points (uint32), without a Python loop; callers go in
+    chunks of ENCODE_CHUNK characters, as this holds four bytes per character at once."""
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
 @dataclass
 class EncodeResult:
     ids: np.ndarray
@@ -103,7 +109,7 @@ class CharTokenizer:
         return self._encode_chunk(text, unknown)
 
     def _encode_chunk(self, text: str, unknown: UnknownPolicy) -> EncodeResult:
-        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.int64)
+        codes = codepoints(text).astype(np.int64)
         pos = np.searchsorted(self._codepoints, codes)
         pos_clipped = np.minimum(pos, len(self._codepoints) - 1)
         known = self._codepoints[pos_clipped] == codes

@@ -80,14 +80,14 @@ def atomic_folder(dest: str | Path):
     """Yield a temporary folder; once it is written, it replaces ``dest``.
 
     At every moment a complete copy exists, whatever kills the process and wherever: ``dest``,
-    or (between two renames) ``dest.old``, which the next save puts back before anything else
-    and which the loaders look for (locate.find_checkpoint, --resume). Each file-system step goes
-    through _rename/_remove so a test can kill the process at each one.
+    or (between two renames) ``kept_copy(dest)``, ``dest.old``, which the next save puts back before
+    anything else and which the loaders look for (hub.find_checkpoint, resume.find_resumable). Each
+    file-system step goes through _rename/_remove so a test can kill the process at each one.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-    old = dest.with_name(f"{dest.name}.old")
+    old = kept_copy(dest)
     _remove_stale_tmp(dest)
     tmp.mkdir()
     try:
@@ -103,6 +103,11 @@ def atomic_folder(dest: str | Path):
         _rename(dest, old)  # between these two renames `old` is the checkpoint
     _rename(tmp, dest)
     _remove(old)
+
+
+def kept_copy(dest: Path) -> Path:
+    """Where ``atomic_folder`` keeps the complete copy of ``dest`` between its two renames."""
+    return dest.with_name(f"{dest.name}.old")
 
 
 def _rename(src: Path, dst: Path) -> None:

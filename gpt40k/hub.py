@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .errors import CheckpointError, HubError
 from .files import (BEST_DIR, CARD_FILE, CHECKPOINT_FILES, CONFIG_FILE, LATEST_DIR, RESUME_DIR, STATE_FILE,
-                    WEIGHTS_FILE)
+                    WEIGHTS_FILE, kept_copy)
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 MODEL_FILES = [*CHECKPOINT_FILES, CARD_FILE, "*.png"]  # what a download of a model fetches
@@ -32,11 +32,12 @@ MODEL_FILES = [*CHECKPOINT_FILES, CARD_FILE, "*.png"]  # what a download of a mo
 
 def find_checkpoint(path: str | Path) -> Path:
     """The checkpoint folder meant by a local ``path``: itself, or a run folder's best (else latest).
-    ``NAME.old`` is where a save that was killed between two renames left the complete copy."""
+    ``files.kept_copy`` is where a save that was killed between two renames left the complete copy."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path} does not exist")
-    for candidate in (path, path / BEST_DIR, path / LATEST_DIR, path / f"{BEST_DIR}.old", path / f"{LATEST_DIR}.old"):
+    best, latest = path / BEST_DIR, path / LATEST_DIR
+    for candidate in (path, best, latest, kept_copy(best), kept_copy(latest)):
         if (candidate / CONFIG_FILE).is_file():
             return candidate
     raise CheckpointError(

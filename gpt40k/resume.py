@@ -13,7 +13,8 @@ import torch.distributed as dist
 
 from .checkpoint import save_training_state
 from .errors import CheckpointError
-from .files import ARGS_FILE, LATEST_DIR, METRICS_FILE, STATE_FILE, atomic_folder, disk_errors, write_json
+from .files import (ARGS_FILE, LATEST_DIR, METRICS_FILE, STATE_FILE, atomic_folder, disk_errors, kept_copy,
+                    write_json)
 from .hub import locate_resumable, parse_repo_ref
 from .model import write_model
 
@@ -86,7 +87,7 @@ def fetch_from_hub(ref: str, out: str | None) -> Path:
 def find_resumable(path: str) -> tuple[Path, Path]:
     """(checkpoint folder holding training_state.pt, the run folder it belongs to)."""
     path = Path(path).expanduser()
-    for folder in (path / LATEST_DIR, path / f"{LATEST_DIR}.old", path):
+    for folder in (path / LATEST_DIR, kept_copy(path / LATEST_DIR), path):
         if (folder / STATE_FILE).is_file():
             return folder, (path if folder != path else path.parent)
-    raise CheckpointError(f"{path} holds nothing to resume: expected a run folder with latest/{STATE_FILE}")
+    raise CheckpointError(f"{path} holds nothing to resume: expected a run folder with {LATEST_DIR}/{STATE_FILE}")

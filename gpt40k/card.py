@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import load
+from .checkpoint import Checkpoint, load
 from .files import ARGS_FILE, BEST_DIR, CARD_FILE, CONFIG_FILE, CORPUS_FILE, CURVE_FILE, METRICS_FILE, SUMMARY_FILE
 from .generation import stream
 from .plotting import read_metrics
@@ -25,8 +25,7 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def _samples(checkpoint: Path, n_chars: int = 300) -> list[tuple[str, str]]:
-    ckpt = load(checkpoint)
+def _samples(ckpt: Checkpoint, n_chars: int = 300) -> list[tuple[str, str]]:
     model, tok = ckpt.model, ckpt.tokenizer
     out = []
     for prompt in SAMPLE_PROMPTS:
@@ -82,7 +81,7 @@ def build_card(checkpoint: str | Path, run_dir: str | Path | None = None, repo_i
     checkpoint = Path(checkpoint)
     run_dir = Path(run_dir) if run_dir else None
     config = json.loads((checkpoint / CONFIG_FILE).read_text(encoding="utf-8"))
-    model = load(checkpoint).model
+    ckpt = load(checkpoint)  # once: the parameter count and the samples
     corpus = _read_json(run_dir / CORPUS_FILE) if run_dir else None
     summary = _read_json(run_dir / SUMMARY_FILE) if run_dir else None
     metrics = read_metrics(run_dir / METRICS_FILE) if run_dir else []
@@ -92,7 +91,7 @@ def build_card(checkpoint: str | Path, run_dir: str | Path | None = None, repo_i
                          pipeline_tag="text-generation", model_name=name)
     if metrics:
         data.best_val_loss = round(min(m["val_loss"] for m in metrics), 4)
-    samples = "\n\n".join(f"Prompt {p!r}:\n\n```text\n{p}{s}\n```" for p, s in _samples(checkpoint))
+    samples = "\n\n".join(f"Prompt {p!r}:\n\n```text\n{p}{s}\n```" for p, s in _samples(ckpt))
     repo = repo_id or "path/to/this/folder"
     curve = f"![Training and validation loss]({CURVE_FILE})\n\n" if (checkpoint / CURVE_FILE).exists() or (
         run_dir and (run_dir / CURVE_FILE).exists()) else ""
@@ -107,7 +106,7 @@ transformer in the spirit of Karpathy's "Let's build GPT", that reads and writes
 
 ## Model
 
-{_config_table(config, model.num_parameters())}
+{_config_table(config, ckpt.model.num_parameters())}
 
 ## Training data
 

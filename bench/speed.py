@@ -28,6 +28,7 @@ from bench.seed_model import GPTLanguageModel  # noqa: E402
 from gpt40k import GPT  # noqa: E402
 from gpt40k.config import PRESETS, build_config  # noqa: E402
 from gpt40k.data import read_books  # noqa: E402
+from gpt40k.fast_decode import one_cpu_thread  # noqa: E402
 from gpt40k.generation import stream  # noqa: E402
 from gpt40k.runtime import autocast, cpu_supports_bf16, describe_cpu, resolve_dtype  # noqa: E402
 from gpt40k.tokenizer import CharTokenizer  # noqa: E402
@@ -137,16 +138,6 @@ def chars_per_s(fn, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-def on_one_thread(fn):
-    """``fn()`` with torch on one thread, as app.py sets it, window jumps included."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return fn()
-    finally:
-        torch.set_num_threads(threads)
-
-
 def bench_generation(rounds: int, lengths=(500, 2000)) -> dict[tuple[str, int], float]:
     """Each way of generating ``rounds`` times at each length, taking turns; prints and returns the medians."""
     torch.manual_seed(0)
@@ -157,12 +148,15 @@ def bench_generation(rounds: int, lengths=(500, 2000)) -> dict[tuple[str, int], 
         for step in steps:
             int(step.token[0])
 
+    def on_one_thread(n):  # as app.py runs it: window jumps on one thread too
+        with one_cpu_thread(torch.device("cpu")):
+            consume(stream(model, prompt, n, return_attention=True))
+
     runs = {
         SEED_GENERATION: lambda n: seed.generate(prompt, n),
         "GPT-40k, KV cache (default slide)": lambda n: consume(stream(model, prompt, n)),
         WITH_ATTENTION: lambda n: consume(stream(model, prompt, n, return_attention=True)),
-        "GPT-40k, KV cache + attention capture, one thread (as the page runs it)":
-            lambda n: on_one_thread(lambda: consume(stream(model, prompt, n, return_attention=True))),
+        "GPT-40k, KV cache + attention capture, one thread (as the page runs it)": on_one_thread,
         "GPT-40k, KV cache, slide=1 (exactly the seed's window)": lambda n: consume(stream(model, prompt, n, slide=1)),
     }
     speeds = {(name, n): [] for name in runs for n in lengths}

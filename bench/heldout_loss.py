@@ -1,10 +1,20 @@
 """Loss of checkpoints on text they never saw: does what they learned carry over?
 
-    python bench/heldout_loss.py TEXT_FILE CHECKPOINT [CHECKPOINT ...] [--max-chars 300000]
+    python bench/heldout_loss.py TEXT CHECKPOINT [CHECKPOINT ...] [--max-chars 300000] [--val-split]
+                                 [--by-position 32] [--slides 64 128 --slide-chars 40000]
 
 The text is cut into windows of block_size + 1 characters; every position of every window is
 scored (so most positions see a long context, like the val loss). Characters a model's
-vocabulary lacks are dropped first, and their share is printed.
+vocabulary lacks are dropped first, and their share is printed. ``--val-split`` scores only the
+validation split of TEXT, the last 10% of each book as train.py cuts it: the model's own books,
+the part it was not trained on.
+
+How much context does a model put to use? ``--by-position N`` adds the loss at positions 0..N-1 of
+the windows, N..2N-1, and so on (position p had p characters before it). ``--slides`` reads the
+first ``--slide-chars`` characters one at a time through generation's sliding window, as sampling
+them would, once per slide given: the loss of each shows what a larger slide (fewer, cheaper
+window jumps, less context just after one) costs. The default slide rests on these two figures
+(gpt40k/generation.py).
 """
 
 from __future__ import annotations
@@ -15,46 +25,94 @@ import sys
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gpt40k.checkpoint import load  # noqa: E402
-from gpt40k.data import read_books  # noqa: E402
+from gpt40k.data import prepare_corpus, read_books  # noqa: E402
+from gpt40k.generation import SlidingWindow  # noqa: E402
 
 
-@torch.no_grad()
-def heldout_loss(checkpoint: str, text: str, batch: int = 32) -> tuple[float, float]:
-    """(mean cross-entropy in nats per character, share of characters dropped)."""
-    ckpt = load(checkpoint)
-    model, tok = ckpt.model, ckpt.tokenizer
-    encoded = tok.encode_array(text, unknown="drop")
-    ids = torch.from_numpy(encoded.ids.astype("int64"))
-    dropped = 1 - len(ids) / max(1, len(text))
+def encode(text: str, tokenizer, val_split_of: str | None = None) -> tuple[torch.Tensor, float]:
+    """(ids of ``text``, or of the validation split of the corpus ``val_split_of``; share of characters dropped)."""
+    if val_split_of is None:
+        ids = tokenizer.encode_array(text, unknown="drop").ids
+        dropped = 1 - len(ids) / max(1, len(text))
+    else:
+        data = prepare_corpus(val_split_of, tokenizer=tokenizer)
+        ids, dropped = data.val, sum(data.dropped_chars.values()) / max(1, data.n_chars)
+    return torch.from_numpy(ids.astype("int64")), dropped
+
+
+@torch.inference_mode()
+def position_losses(model, ids: torch.Tensor, batch: int = 32) -> torch.Tensor:
+    """Mean cross-entropy (nats) at each position of the text's block_size + 1 windows."""
     span = model.config.block_size + 1
     windows = ids[: len(ids) // span * span].view(-1, span)
-    total, count = 0.0, 0
+    if len(windows) == 0:
+        sys.exit(f"the text has {len(ids):,} characters the model knows: it needs at least {span}")
+    total = torch.zeros(span - 1)
     for i in range(0, len(windows), batch):
         w = windows[i:i + batch]
-        loss = model(w[:, :-1], w[:, 1:]).loss
-        total += loss.item() * w[:, 1:].numel()
-        count += w[:, 1:].numel()
-    return total / count, dropped
+        logits = model(w[:, :-1]).logits.float()
+        total += F.cross_entropy(logits.transpose(1, 2), w[:, 1:], reduction="none").sum(0)
+    return total / len(windows)
+
+
+@torch.inference_mode()
+def window_loss(model, ids: torch.Tensor, slide: int) -> float:
+    """Mean cross-entropy (nats) of each character given what generation's window holds before it."""
+    window = SlidingWindow(model, batch_size=1, slide=slide)
+    logits = window.feed(ids[None, :1]).logits
+    total = 0.0
+    for i in tqdm(range(1, len(ids)), desc=f"slide {slide}", leave=False):
+        total += F.cross_entropy(logits[0, -1:].float(), ids[i:i + 1]).item()
+        logits = window.feed(ids[None, i:i + 1]).logits
+    return total / max(1, len(ids) - 1)
+
+
+def print_by_position(name: str, losses: torch.Tensor, width: int) -> None:
+    print(f"\n{name}, loss by position in the window (the context a character had):\n")
+    print("| positions | loss | bits/char |\n|---|---|---|")
+    for start in range(0, len(losses), width):
+        loss = losses[start:start + width].mean().item()
+        print(f"| {start}-{min(start + width, len(losses)) - 1} | {loss:.4f} | {loss / math.log(2):.3f} |")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("text", help="a text file (or folder) the checkpoints were not trained on")
     p.add_argument("checkpoints", nargs="+")
-    p.add_argument("--max-chars", type=int, default=300_000)
+    p.add_argument("--max-chars", type=int, default=300_000, help="characters scored, at most")
+    p.add_argument("--val-split", action="store_true", help="only the last 10%% of each book, as train.py splits it")
+    p.add_argument("--by-position", type=int, metavar="N", help="also the loss per N positions of the window")
+    p.add_argument("--slides", type=int, nargs="*", default=[], help="also the loss through generation's window")
+    p.add_argument("--slide-chars", type=int, default=40_000, help="characters read through the window per slide")
     args = p.parse_args()
     books, _ = read_books(args.text)
-    text = "".join(b.text for b in books)[: args.max_chars]
-    print(f"| checkpoint | loss on {Path(args.text).name} ({len(text):,} chars) | bits/char | chars dropped |")
-    print("|---|---|---|---|")
-    for ckpt in args.checkpoints:
-        loss, dropped = heldout_loss(ckpt, text)
-        print(f"| {ckpt} | {loss:.4f} | {loss / math.log(2):.3f} | {dropped:.2%} |", flush=True)
+    text = "".join(b.text for b in books)
+    what = f"the val split of {Path(args.text).name}" if args.val_split else Path(args.text).name
+    print(f"| checkpoint | loss on {what} | characters | bits/char | chars dropped |")
+    print("|---|---|---|---|---|")
+    for name in args.checkpoints:
+        ckpt = load(name)
+        ids, dropped = encode(text, ckpt.tokenizer, args.text if args.val_split else None)
+        ids = ids[: args.max_chars]
+        losses = position_losses(ckpt.model.eval(), ids)
+        loss = losses.mean().item()
+        print(f"| {name} | {loss:.4f} | {len(ids):,} | {loss / math.log(2):.3f} | {dropped:.2%} |", flush=True)
+        if args.by_position:
+            print_by_position(name, losses, args.by_position)
+        if args.slides:
+            print(f"\n{name}, loss through generation's window ({min(len(ids), args.slide_chars):,} characters):\n")
+            print("| slide | context | loss | bits/char |\n|---|---|---|---|")
+            block = ckpt.model.config.block_size
+            for slide in args.slides:
+                loss = window_loss(ckpt.model, ids[: args.slide_chars], slide)
+                print(f"| {slide} | {block - slide + 1}-{block} | {loss:.4f} | {loss / math.log(2):.3f} |", flush=True)
 
 
 if __name__ == "__main__":

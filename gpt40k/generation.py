@@ -8,8 +8,14 @@ its ``slide`` oldest characters and recomputes the cache for the rest in one bat
 
 - ``slide=1`` reproduces the seed exactly: always the last ``block_size`` characters, at the
   price of a full recompute for each character once the window is full.
-- a larger ``slide`` (default ``block_size // 4``) keeps between ``block_size - slide + 1``
-  and ``block_size`` characters of context and recomputes once every ``slide`` characters.
+- a larger ``slide`` keeps between ``block_size - slide + 1`` and ``block_size`` characters of
+  context and recomputes ``block_size - slide`` positions once every ``slide`` characters.
+
+The default, ``block_size // 2``, costs the shipped model nothing it can measure: read through
+the window, its books' validation split gives 1.3594 nats a character with slide 128 and 1.3593
+with slide 64 (bench/heldout_loss.py, README); beyond ~130 characters of context its loss no longer
+clearly falls. Against slide 64, the jumps' cost per character falls threefold: generation on one
+CPU thread is a quarter faster.
 
 Either way the logits of each step equal a full forward pass over that step's window
 (tests/test_generation.py checks both, below and beyond block_size).
@@ -79,7 +85,7 @@ def next_token_distribution(logits: torch.Tensor, temperature: float = 1.0, top_
 
 
 def default_slide(block_size: int) -> int:
-    return max(1, block_size // 4)
+    return max(1, block_size // 2)
 
 
 class SlidingWindow:

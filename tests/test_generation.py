@@ -30,6 +30,17 @@ def test_cached_logits_equal_full_recompute_below_and_beyond_block_size(slide):
         assert ctx.size(1) >= min(t + 1, 12 - slide + 1)
 
 
+def test_default_slide_keeps_more_than_half_the_window_and_jumps_once_per_slide():
+    window = SlidingWindow(small(block_size=12), batch_size=1)
+    assert window.slide == 6
+    seq = torch.randint(0, 13, (1, 60))
+    contexts = []
+    for t in range(60):
+        window.feed(seq[:, t:t + 1])
+        contexts.append(window.window.size(1))
+    assert contexts[11:] == [12, 7, 8, 9, 10, 11] * 8 + [12]  # full, then a jump to 12 - 6 + 1 = 7
+
+
 def test_slide_1_reproduces_the_seeds_crop_and_recompute_generation():
     model = small(block_size=8)
     prompt = torch.randint(0, 13, (1, 3))

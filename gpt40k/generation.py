@@ -88,14 +88,19 @@ def default_slide(block_size: int) -> int:
     return max(1, block_size // 2)
 
 
+def check_slide(slide: int | None, block_size: int) -> int:
+    """``slide``, or the default for ``block_size`` when None; an error when out of range."""
+    slide = default_slide(block_size) if slide is None else slide
+    if not 1 <= slide <= block_size:
+        raise GenerationError(f"slide must be between 1 and block_size ({block_size}), got {slide}")
+    return slide
+
+
 class SlidingWindow:
     """Feeds tokens to the model through a KV cache, moving the window as described above."""
 
     def __init__(self, model: GPT, batch_size: int, slide: int | None = None):
-        block = model.config.block_size
-        self.slide = default_slide(block) if slide is None else slide
-        if not 1 <= self.slide <= block:
-            raise GenerationError(f"slide must be between 1 and block_size ({block}), got {self.slide}")
+        self.slide = check_slide(slide, model.config.block_size)
         self.model = model
         self.cache = model.new_cache(batch_size)
         self.decoder = FastDecoder(model)

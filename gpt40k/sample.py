@@ -12,7 +12,7 @@ import torch
 
 from .checkpoint import load
 from .errors import ConfigError, GPT40kError
-from .generation import check_sampling, stream
+from .generation import check_sampling, check_slide, stream
 from .runtime import resolve_device
 
 
@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=None, help="sample among the likeliest characters whose "
                                                             "probabilities add up to p (nucleus)")
     p.add_argument("--seed", type=int, default=None, help="random seed, for reproducible text")
+    p.add_argument("--slide", type=int, default=None,
+                   help="characters the context window drops when it is full (default: block_size/2; "
+                        "1 = always the last block_size characters, as the seed did, at its cost)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     return p
 
@@ -39,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         check_sampling(args.temperature, args.top_k, args.top_p)
         device = resolve_device(args.device)
         ckpt = load(args.checkpoint, device=device)
+        check_slide(args.slide, ckpt.model.config.block_size)
     except GPT40kError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -55,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     out.write(prompt.text)
     try:
         for step in stream(model, prompt.ids, args.chars, temperature=args.temperature, top_k=args.top_k,
-                           top_p=args.top_p, generator=generator):
+                           top_p=args.top_p, generator=generator, slide=args.slide):
             out.write(tok.decode([int(step.token[0])]))
             out.flush()
     except KeyboardInterrupt:

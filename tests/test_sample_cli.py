@@ -2,6 +2,8 @@ import os
 import subprocess
 import sys
 
+import torch
+
 from conftest import ROOT
 
 
@@ -27,3 +29,24 @@ def test_sample_reports_unknown_characters_and_bad_arguments(trained_run):
     assert bad.returncode == 1 and "top_p" in bad.stderr and "Traceback" not in bad.stderr
     missing = sample(trained_run / "nope")
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
+
+
+def test_sample_slide_sets_the_window_and_is_checked_first(trained_run):
+    from gpt40k import load
+
+    ckpt = load(trained_run)
+    block, prompt = ckpt.model.config.block_size, torch.tensor([ckpt.tokenizer.encode("The emperor")])
+    args = (trained_run, "--prompt", "The emperor", "--chars", 3 * block, "--temperature", 1, "--seed", 3)
+
+    def expected(**slide):
+        generator = torch.Generator().manual_seed(3)
+        ids = ckpt.model.generate(prompt, 3 * block, temperature=1.0, generator=generator, **slide)
+        return ckpt.tokenizer.decode(ids[0].tolist()) + "\n"
+
+    assert expected(slide=1) != expected()  # past block_size, the windows differ, and so does the text
+    seed_window = sample(*args, "--slide", 1)
+    assert seed_window.returncode == 0, seed_window.stderr
+    assert seed_window.stdout == expected(slide=1)
+    assert sample(*args).stdout == expected()
+    bad = sample(*args, "--slide", block + 1)
+    assert bad.returncode == 1 and bad.stdout == "" and f"between 1 and block_size ({block})" in bad.stderr

@@ -33,7 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 from gpt40k.checkpoint import load  # noqa: E402
 from gpt40k.data import prepare_corpus, read_books  # noqa: E402
-from gpt40k.generation import SlidingWindow  # noqa: E402
+from gpt40k.errors import GPT40kError  # noqa: E402
+from gpt40k.generation import SlidingWindow, check_slide  # noqa: E402
 
 
 def encode(text: str, tokenizer, val_split_of: str | None = None) -> tuple[torch.Tensor, float]:
@@ -92,28 +93,45 @@ def main() -> None:
     p.add_argument("--slides", type=int, nargs="*", default=[], help="also the loss through generation's window")
     p.add_argument("--slide-chars", type=int, default=40_000, help="characters read through the window per slide")
     args = p.parse_args()
+    if args.by_position is not None and args.by_position < 1:
+        p.error(f"--by-position takes a number of positions >= 1, got {args.by_position}")
     books, _ = read_books(args.text)
     text = "".join(b.text for b in books)
     what = f"the val split of {Path(args.text).name}" if args.val_split else Path(args.text).name
     print(f"| checkpoint | loss on {what} | characters | bits/char | chars dropped |")
     print("|---|---|---|---|---|")
+    scored = []
     for name in args.checkpoints:
         ckpt = load(name)
+        check_slides(name, ckpt.model, args.slides)
         ids, dropped = encode(text, ckpt.tokenizer, args.text if args.val_split else None)
         ids = ids[: args.max_chars]
         losses = position_losses(ckpt.model.eval(), ids)
         loss = losses.mean().item()
         print(f"| {name} | {loss:.4f} | {len(ids):,} | {loss / math.log(2):.3f} | {dropped:.2%} |", flush=True)
+        scored.append((name, ckpt.model, ids, losses))
+    for name, model, ids, losses in scored:
         if args.by_position:
             print_by_position(name, losses, args.by_position)
         if args.slides:
-            print(f"\n{name}, loss through generation's window ({min(len(ids), args.slide_chars):,} characters):\n")
-            print("| slide | context | loss | bits/char |\n|---|---|---|---|")
-            block = ckpt.model.config.block_size
-            for slide in args.slides:
-                loss = window_loss(ckpt.model, ids[: args.slide_chars], slide)
-                print(f"| {slide} | {block - slide + 1}-{block} | {loss:.4f} | {loss / math.log(2):.3f} |", flush=True)
+            print_window_losses(name, model, ids[: args.slide_chars], args.slides)
 
+
+def check_slides(name: str, model, slides: list[int]) -> None:
+    try:
+        for slide in slides:
+            check_slide(slide, model.config.block_size)
+    except GPT40kError as e:
+        sys.exit(f"error: {name}: {e}")
+
+
+def print_window_losses(name: str, model, ids: torch.Tensor, slides: list[int]) -> None:
+    block = model.config.block_size
+    print(f"\n{name}, loss through generation's window ({len(ids):,} characters):\n")
+    print("| slide | context | loss | bits/char |\n|---|---|---|---|")
+    for slide in slides:
+        loss = window_loss(model, ids, slide)
+        print(f"| {slide} | {block - slide + 1}-{block} | {loss:.4f} | {loss / math.log(2):.3f} |", flush=True)
 
 if __name__ == "__main__":
     main()

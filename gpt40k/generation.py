@@ -84,13 +84,9 @@ def next_token_distribution(logits: torch.Tensor, temperature: float = 1.0, top_
     return probs
 
 
-def default_slide(block_size: int) -> int:
-    return max(1, block_size // 2)
-
-
 def check_slide(slide: int | None, block_size: int) -> int:
-    """``slide``, or the default for ``block_size`` when None; an error when out of range."""
-    slide = default_slide(block_size) if slide is None else slide
+    """``slide``, or the default (half the window) when None; an error when out of range."""
+    slide = max(1, block_size // 2) if slide is None else slide
     if not 1 <= slide <= block_size:
         raise GenerationError(f"slide must be between 1 and block_size ({block_size}), got {slide}")
     return slide

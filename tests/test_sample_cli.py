@@ -5,6 +5,7 @@ import sys
 import torch
 
 from conftest import ROOT
+from gpt40k import load
 
 
 def sample(*args):
@@ -32,8 +33,6 @@ def test_sample_reports_unknown_characters_and_bad_arguments(trained_run):
 
 
 def test_sample_slide_sets_the_window_and_is_checked_first(trained_run):
-    from gpt40k import load
-
     ckpt = load(trained_run)
     block, prompt = ckpt.model.config.block_size, torch.tensor([ckpt.tokenizer.encode("The emperor")])
     args = (trained_run, "--prompt", "The emperor", "--chars", 3 * block, "--temperature", 1, "--seed", 3)

@@ -83,6 +83,23 @@ def print_by_position(name: str, losses: torch.Tensor, width: int) -> None:
         print(f"| {start}-{min(start + width, len(losses)) - 1} | {loss:.4f} | {loss / math.log(2):.3f} |")
 
 
+def check_slides(name: str, model, slides: list[int]) -> None:
+    try:
+        for slide in slides:
+            check_slide(slide, model.config.block_size)
+    except GPT40kError as e:
+        sys.exit(f"error: {name}: {e}")
+
+
+def print_window_losses(name: str, model, ids: torch.Tensor, slides: list[int]) -> None:
+    block = model.config.block_size
+    print(f"\n{name}, loss through generation's window ({len(ids):,} characters):\n")
+    print("| slide | context | loss | bits/char |\n|---|---|---|---|")
+    for slide in slides:
+        loss = window_loss(model, ids, slide)
+        print(f"| {slide} | {block - slide + 1}-{block} | {loss:.4f} | {loss / math.log(2):.3f} |", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("text", help="a text file (or folder) the checkpoints were not trained on")
@@ -116,22 +133,6 @@ def main() -> None:
         if args.slides:
             print_window_losses(name, model, ids[: args.slide_chars], args.slides)
 
-
-def check_slides(name: str, model, slides: list[int]) -> None:
-    try:
-        for slide in slides:
-            check_slide(slide, model.config.block_size)
-    except GPT40kError as e:
-        sys.exit(f"error: {name}: {e}")
-
-
-def print_window_losses(name: str, model, ids: torch.Tensor, slides: list[int]) -> None:
-    block = model.config.block_size
-    print(f"\n{name}, loss through generation's window ({len(ids):,} characters):\n")
-    print("| slide | context | loss | bits/char |\n|---|---|---|---|")
-    for slide in slides:
-        loss = window_loss(model, ids, slide)
-        print(f"| {slide} | {block - slide + 1}-{block} | {loss:.4f} | {loss / math.log(2):.3f} |", flush=True)
 
 if __name__ == "__main__":
     main()

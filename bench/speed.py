@@ -4,8 +4,9 @@
 
 Prints markdown tables: corpus encoding time; training tokens/s at the `seed` preset
 (batch 64 x block 256) for the seed re-implementation (bench/seed_model.py, fp32, one module
-per head) and GPT-40k in several settings; generation chars/s at 500 and 2000 characters; then
-whether the CPU speed targets are met here (fp32 training >= 1.5x the seed, bf16 >= 2.5x where the CPU
+per head) and GPT-40k in several settings; generation chars/s at 500 and 2000 characters; where a
+generated character's time goes on one thread (the decode step, its matrix products, the window's
+jumps, sampling); then whether the CPU speed targets are met here (fp32 training >= 1.5x the seed, bf16 >= 2.5x where the CPU
 has bf16; generation with attention >= 1,000 chars/s and >= 20x the seed at 2000 characters).
 ``--profile`` prints instead where the time of a training step (fp32, the default kernels) and of
 generating characters goes, operation by operation (torch.profiler).
@@ -28,8 +29,8 @@ from bench.seed_model import GPTLanguageModel  # noqa: E402
 from gpt40k import GPT  # noqa: E402
 from gpt40k.config import PRESETS, build_config  # noqa: E402
 from gpt40k.data import read_books  # noqa: E402
-from gpt40k.fast_decode import one_cpu_thread  # noqa: E402
-from gpt40k.generation import stream  # noqa: E402
+from gpt40k.fast_decode import FastDecoder, one_cpu_thread  # noqa: E402
+from gpt40k.generation import check_slide, next_token_distribution, stream  # noqa: E402
 from gpt40k.runtime import autocast, cpu_supports_bf16, describe_cpu, resolve_dtype  # noqa: E402
 from gpt40k.tokenizer import CharTokenizer  # noqa: E402
 from gpt40k.trainer import make_optimizer  # noqa: E402
@@ -172,6 +173,65 @@ def bench_generation(rounds: int, lengths=(500, 2000)) -> dict[tuple[str, int], 
     return median
 
 
+def median_us(fn, repeats: int, rounds: int = 5) -> float:
+    """Median over ``rounds`` of the mean time of one call of ``fn``, in microseconds."""
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        times.append((time.perf_counter() - start) / repeats * 1e6)
+    return statistics.median(times)
+
+
+@torch.inference_mode()
+def print_character_parts() -> None:
+    """Where one generated character's time goes on one thread, part by part, as generation spends it
+    once the window is full: a step at half to all of block_size cached positions, a share of a jump
+    and the sampling. Where a CPU misses the generation target, this says which part to work on."""
+    torch.manual_seed(0)
+    model = gpt40k_model().eval()
+    decoder, block = FastDecoder(model), model.config.block_size
+    slide = check_slide(None, block)
+    cache, token = model.new_cache(1), torch.zeros(1, 1, dtype=torch.long)
+    kept = torch.zeros(1, block - slide, dtype=torch.long)  # what a jump keeps of the window
+
+    def jump():
+        cache.reset()
+        decoder.fill(kept, cache)
+
+    def steps():  # every position a step takes between two jumps
+        jump()
+        for _ in range(slide):
+            decoder.step(token, cache, return_attention=True)
+
+    x, h = torch.zeros(1, model.config.n_embd), torch.zeros(1, 4 * model.config.n_embd)
+
+    def products():  # the step's matrix products alone, on the same weights
+        for *_, w_qkv, b_qkv, w_o, b_o, _, _, w_fc, b_fc, w_out, b_out in decoder.layers:
+            torch.addmm(b_qkv, x, w_qkv), torch.addmm(b_o, x, w_o)
+            torch.addmm(b_fc, x, w_fc), torch.addmm(b_out, h, w_out)
+        torch.addmm(decoder.final[3], x, decoder.final[2])
+
+    logits, generator = torch.randn(1, VOCAB), torch.Generator().manual_seed(0)
+
+    def sample():  # as generation.stream does it, at its defaults
+        probs = next_token_distribution(logits)
+        bool(torch.isfinite(probs).all())
+        int(torch.multinomial(probs, 1, generator=generator)[0, 0])
+
+    with one_cpu_thread(torch.device("cpu")):
+        jump_us = median_us(jump, 5)
+        rows = [(f"decode step, {block - slide + 1}-{block} cached positions (fast_decode, with attention)",
+                 (median_us(steps, 2) - jump_us) / slide),
+                (f"  of which its {4 * len(decoder.layers) + 1} one-row matrix products", median_us(products, 500)),
+                (f"window jump: {jump_us / 1000:.1f} ms every {slide} characters", jump_us / slide),
+                ("sampling (softmax, finite check, torch.multinomial)", median_us(sample, 2000))]
+    print("\n| a generated character, one thread, by part | us |\n|---|---|")
+    for what, us in rows:
+        print(f"| {what} | {us:,.0f} |")
+
+
 def print_targets(training: dict[str, float], generation: dict[tuple[str, int], float]) -> None:
     """The targets of this project's CPU speed work, met or not, on this machine."""
     rows = []
@@ -233,7 +293,9 @@ def main() -> None:
         training = bench_training(args.train_steps, args.rounds)
         print()
     print(f"| generation, chars/s, median of {args.rounds} | 500 chars | 2000 chars |\n|---|---|---|")
-    print_targets(training, bench_generation(args.rounds))
+    generation = bench_generation(args.rounds)
+    print_character_parts()
+    print_targets(training, generation)
 
 
 if __name__ == "__main__":

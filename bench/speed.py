@@ -145,6 +145,7 @@ def bench_generation(rounds: int, lengths=(500, 2000)) -> dict[tuple[str, int], 
     seed = seed_model().eval()
     model = gpt40k_model().eval()
     prompt = torch.zeros(1, 1, dtype=torch.long)
+
     def consume(steps):  # as the CLI does: read each character, keep nothing else
         for step in steps:
             int(step.token[0])

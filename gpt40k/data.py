@@ -26,7 +26,6 @@ from .tokenizer import ENCODE_CHUNK, CharTokenizer, codepoints
 GLOB_CHARS = set("*?[")
 
 
-
 @dataclass
 class Book:
     name: str

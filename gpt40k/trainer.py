@@ -28,6 +28,7 @@ from .model import GPT
 from .reporting import LN2, Reporter
 from .runtime import StopSignal, run_lock
 
+
 @dataclass
 class TrainResult:
     out: Path

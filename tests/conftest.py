@@ -47,6 +47,7 @@ def hub(hub_server, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_writer_secret_token_1234")
     return hub_server
 
+
 WORDS = ("the emperor protects and in the grim darkness of the far future there is only war "
          "brother captain iron halls burn with holy fire while the guard holds the line").split()
 

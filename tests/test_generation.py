@@ -88,6 +88,7 @@ def test_bad_sampling_arguments(kw, message):
 
 def test_seeds_reproduce_and_generators_are_independent():
     model = small()
+
     def run(seed):
         g = torch.Generator().manual_seed(seed)
         return [int(s.token) for s in stream(model, [1], 40, generator=g)]

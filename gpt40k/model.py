@@ -333,15 +333,14 @@ class GPT(nn.Module):
 
 def write_model(model: GPT, folder: Path, dtype: torch.dtype | None = None) -> None:
     """config.json and model.safetensors into an existing ``folder``; ``dtype`` (e.g. float16,
-    half the size) converts the weights, and loading converts them back. A full disk or a
-    missing folder becomes a CheckpointError that says so."""
+    half the size) converts the weights, and loading converts them back. Callers write it inside
+    ``files.disk_errors`` (with the tokenizer and the rest), so a full disk is a message."""
     model = getattr(model, "module", model)  # unwrap DDP
     model = getattr(model, "_orig_mod", model)  # and torch.compile
-    with disk_errors(folder):
-        write_json(folder / CONFIG_FILE, model.config.to_dict())
-        state = {k: v.detach().to(dtype or v.dtype).contiguous().cpu() for k, v in model.state_dict().items()}
-        with atomic_file(folder / WEIGHTS_FILE) as tmp:
-            save_file(state, tmp, metadata={"format": "pt"})
+    write_json(folder / CONFIG_FILE, model.config.to_dict())
+    state = {k: v.detach().to(dtype or v.dtype).contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_file(folder / WEIGHTS_FILE) as tmp:
+        save_file(state, tmp, metadata={"format": "pt"})
 
 
 def read_config(folder: str | Path) -> GPTConfig:

@@ -2,6 +2,8 @@
 inside functions too (a lazy import that climbs is a circle hidden from the reader)."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import gpt40k
@@ -53,9 +55,21 @@ def graph() -> dict[str, set[str]]:
 
 
 def test_imports_inside_functions_only_go_down():
-    """The one kind allowed: a command importing what it runs after parsing (--help stays fast)."""
+    """The one kind allowed: a command importing what it runs when it runs (--help stays fast; the
+    page's Gradio only for the page)."""
     hidden = {module_name(p): n for p in PACKAGE.rglob("*.py") if (n := package_imports(p)[1])}
-    assert hidden == {"gpt40k.cli": ["gpt40k.trainer"]}
+    assert hidden == {"gpt40k.cli": ["gpt40k.trainer"], "gpt40k.app": ["gpt40k.app.serve"]}
+
+
+def test_the_generation_side_of_the_app_needs_no_gradio():
+    """Where only requirements-train.txt is installed (a Kaggle notebook, a GPU box), the page's
+    step-by-step generation still imports; Gradio is needed by the page alone."""
+    code = ("import sys; sys.modules['gradio'] = None\n"  # None in sys.modules: importing it fails
+            "import gpt40k.app, gpt40k.app.transcript, gpt40k.app.registry, gpt40k.app.stepstream\n"
+            "try:\n    import gpt40k.app.page\nexcept ImportError:\n    print('page needs gradio')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PACKAGE.parent)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "page needs gradio"
 
 
 def test_the_import_graph_has_no_circle():

@@ -6,8 +6,16 @@ stepstream.py  the messages the server streams to the page
 registry.py    the models on offer: shipped, requested, their training snapshots
 page.py        the Gradio page and the `generate` API
 static/        the live view drawn in the browser: live.html, live.css, live.js
+serve.py       `python app.py`: load the models, build the page, serve it
 """
 
-from .main import main
+
+def main(argv: list[str] | None = None) -> int:
+    """``python app.py``. Gradio is imported here rather than with the package, so the generation
+    side (transcript.py, registry.py) also runs where only requirements-train.txt is installed."""
+    from .serve import main as serve
+
+    return serve(argv)
+
 
 __all__ = ["main"]

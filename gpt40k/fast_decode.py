@@ -6,18 +6,23 @@ eval mode, a view, a mask, each a few microseconds, fifty of them a layer. ``Fas
 is ``GPT.forward`` for that one case with those removed: the same operations on the same weights,
 so the same numbers up to rounding (tests/test_generation.py compares them), twice as fast on a
 CPU (bench/speed.py). ``gpt40k.generation`` uses it for every step after the prompt, on one
-thread, and ``FastDecoder.fill`` when the window jumps.
+thread, and ``FastDecoder.fill`` when the window jumps. On a GPU, where each of those operations
+is a kernel launched from Python, ``CudaGraphStep`` records the step once and replays it.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 
 from .errors import GenerationError
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -48,6 +53,8 @@ class FastDecoder:
     decoder, as ``gpt40k.generation`` makes for every generation.
     """
 
+    use_cuda_graph = True  # on a GPU, replay the step as a CudaGraphStep; False launches it op by op
+
     def __init__(self, model):
         cfg = model.config
         self.model, self.n_head, self.n_embd = model, cfg.n_head, cfg.n_embd
@@ -56,35 +63,55 @@ class FastDecoder:
         self.layers = [(b.ln1.weight, b.ln1.bias, *_query_scaled(b.attn.qkv, cfg), *_transposed(b.attn.proj),
                         b.ln2.weight, b.ln2.bias, *_mlp(b.mlp, cfg)) for b in model.blocks]
         self.final = (model.ln_f.weight, model.ln_f.bias, *_transposed(model.lm_head))
+        self._graph: CudaGraphStep | None = None  # on a GPU: the step recorded for the cache in use
 
     def step(self, idx: torch.Tensor, cache, return_attention: bool = False):
         """Logits (B, 1, vocab) of one new position ``idx`` (B, 1) after the ``cache.length`` cached
         ones, and (when asked) each layer's attention weights (B, n_head, 1, length + 1)."""
-        B, C, H = idx.size(0), self.n_embd, self.n_head
-        pos = cache.length
-        if pos + 1 > self.model.config.block_size:
-            block = self.model.config.block_size
+        pos, block = cache.length, self.model.config.block_size
+        if pos + 1 > block:
             raise GenerationError(f"{pos + 1} positions exceed the model's block_size of {block}")
-        model, addmm, norm, shape, eps = self.model, torch.addmm, torch.layer_norm, (C,), self.eps
-        x = F.embedding(idx.view(B), model.token_embedding.weight) + model.position_embedding.weight.select(0, pos)
+        if idx.is_cuda and self.use_cuda_graph:
+            logits, attentions = self._graph_for(cache).step(idx, pos, return_attention)
+        else:
+            x = F.embedding(idx.view(-1), self.model.token_embedding.weight)
+            x = x + self.model.position_embedding.weight.select(0, pos)
+            store = lambda buffer, new: buffer.select(2, pos).copy_(new)  # noqa: E731
+            logits, attentions = self.layers_forward(x, cache, store, pos + 1, None, return_attention)
+        cache.advance(1)
+        return logits, attentions
+
+    def layers_forward(self, x: torch.Tensor, cache, store, length: int, mask: torch.Tensor | None,
+                       return_attention: bool):
+        """The blocks and the head for one position's embedding ``x`` (B, n_embd): ``store(buffer, new)``
+        writes its key and value into the cache, and it attends to the first ``length`` cached positions
+        (less those ``mask`` hides)."""
+        B, C, H = x.size(0), self.n_embd, self.n_head
+        BH, D = B * H, C // H
+        addmm, norm, shape, eps = torch.addmm, torch.layer_norm, (C,), self.eps
         attentions = [] if return_attention else None
-        BH, D, L = B * H, C // H, pos + 1
         for layer, (g1, b1, w_qkv, b_qkv, w_o, b_o, g2, b2, w_fc, b_fc, w_out, b_out) in enumerate(self.layers):
             keys, values = cache.keys[layer], cache.values[layer]  # (B, n_head, block_size, head_size)
             q, k, v = addmm(b_qkv, norm(x, shape, g1, b1, eps), w_qkv).view(B, 3, H, D).unbind(1)
-            keys.select(2, pos).copy_(k)
-            values.select(2, pos).copy_(v)
+            store(keys, k)
+            store(values, v)
             # (B * n_head) one-row products: bmm directly, without matmul's broadcasting work
-            scores = torch.bmm(q.reshape(BH, 1, D), keys.narrow(2, 0, L).view(BH, L, D).transpose(1, 2))
+            scores = torch.bmm(q.reshape(BH, 1, D), keys.narrow(2, 0, length).view(BH, length, D).transpose(1, 2))
+            if mask is not None:
+                scores.masked_fill_(mask, -math.inf)
             weights = torch.softmax(scores, -1)  # q came scaled by 1/sqrt(head_size)
             if return_attention:
-                attentions.append(weights.view(B, H, 1, L))
-            y = torch.bmm(weights, values.narrow(2, 0, L).view(BH, L, D))
+                attentions.append(weights.view(B, H, 1, length))
+            y = torch.bmm(weights, values.narrow(2, 0, length).view(BH, length, D))
             x = addmm(b_o, y.view(B, C), w_o).add_(x)
             x = addmm(b_out, self.act(addmm(b_fc, norm(x, shape, g2, b2, eps), w_fc)), w_out).add_(x)
-        cache.advance(1)
         g, b, w, bias = self.final
         return addmm(bias, norm(x, shape, g, b, eps), w).unsqueeze(1), attentions
+
+    def _graph_for(self, cache) -> "CudaGraphStep":
+        if self._graph is None or self._graph.cache is not cache:
+            self._graph = CudaGraphStep(self, cache)
+        return self._graph
 
     def fill(self, tokens: torch.Tensor, cache) -> None:
         """Cache the keys and values of ``tokens`` (B, T) after the cached positions, as
@@ -101,6 +128,81 @@ class FastDecoder:
         k, v = (t.view(B, T, self.n_head, -1).transpose(1, 2) for t in (k, v))
         cache.append(len(blocks), k, v)
         cache.advance(T)
+
+
+class CudaGraphStep:
+    """``FastDecoder.step`` on a GPU, recorded once as a CUDA graph and replayed for every character.
+
+    Launched one by one from Python, a character's ~80 tiny kernels keep a GPU waiting on its host:
+    the page wrote 460-710 characters a second that way on an H100, fewer than on that machine's CPU,
+    and 1,100-1,800 with the graph (bench/gpu_check.py). A graph replays fixed shapes on fixed
+    memory, so this step reads its token and position from two small tensors, attends over the
+    cache's whole buffer with the keys after its position masked out (their weights are exactly 0),
+    and leaves its outputs in the same tensors at every replay (``step`` returns copies). On a CPU
+    it runs the same code unrecorded, which is how the tests check it against ``FastDecoder.step``.
+    """
+
+    _recording = threading.Lock()  # visitors' generations run in threads: one recording at a time
+
+    def __init__(self, decoder: FastDecoder, cache):
+        self.decoder, self.cache = decoder, cache
+        device, batch, block = cache.keys.device, cache.keys.size(1), cache.keys.size(3)
+        self.idx = torch.zeros(batch, dtype=torch.long, device=device)
+        self.pos = torch.zeros(1, dtype=torch.long, device=device)
+        self.key_positions = torch.arange(block, device=device)
+        self.graph: torch.cuda.CUDAGraph | None | bool = None  # False: recording failed
+        self.outputs: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def step(self, idx: torch.Tensor, pos: int, return_attention: bool):
+        """As ``FastDecoder.step`` for ``idx`` (B, 1) at position ``pos`` (the cache's length)."""
+        self.idx.copy_(idx.view(-1))
+        self.pos.fill_(pos)
+        if self.idx.is_cuda and self.graph is None:
+            self._record()
+        if self.graph:
+            self.graph.replay()
+            logits, weights = self.outputs
+        else:  # a CPU, or a GPU where recording failed: the same step, launched op by op
+            logits, weights = self._run()
+        if not return_attention:
+            return logits.clone(), None
+        B, H, L = self.idx.numel(), self.decoder.n_head, pos + 1
+        weights = weights[..., :L].clone()  # (layers, B * n_head, 1, L): the keys up to pos
+        return logits.clone(), [w.view(B, H, 1, L) for w in weights]
+
+    def _run(self) -> tuple[torch.Tensor, torch.Tensor]:
+        model = self.decoder.model
+        x = F.embedding(self.idx, model.token_embedding.weight) + F.embedding(self.pos, model.position_embedding.weight)
+        mask = self.key_positions > self.pos
+        logits, weights = self.decoder.layers_forward(x, self.cache, self._store, self.key_positions.numel(), mask,
+                                                      return_attention=True)
+        return logits, torch.stack(weights).flatten(1, 2)  # (layers, B * n_head, 1, block_size)
+
+    def _store(self, buffer: torch.Tensor, new: torch.Tensor) -> None:
+        buffer.index_copy_(2, self.pos, new.unsqueeze(2))
+
+    def _record(self) -> None:
+        try:
+            self._record_graph()
+        except RuntimeError as e:  # an old driver, a GPU or a build without graphs: slower, same numbers
+            log.warning("could not record the decoding step as a CUDA graph (%s); launching it op by op", e)
+            self.graph = False
+
+    def _record_graph(self) -> None:
+        device = self.idx.device
+        with self._recording:
+            # A first run outside the recording sets up cuBLAS's workspace and the allocator, as
+            # PyTorch's CUDA-graph notes ask. It is this very step: replaying it rewrites the same slots.
+            side = torch.cuda.Stream(device)
+            side.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(side):
+                self._run()
+            torch.cuda.current_stream(device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            # thread_local: other visitors' threads may launch their own kernels meanwhile
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                self.outputs = self._run()
+            self.graph = graph
 
 
 def _transposed(linear: torch.nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:

@@ -144,6 +144,53 @@ def test_fast_decoder_step_equals_the_models_forward_with_a_cache(activation, bi
         decoder.step(seq[:, :1], fast)
 
 
+@pytest.mark.parametrize("activation, bias", [("gelu", True), ("relu", False)])
+def test_the_cuda_graph_step_equals_the_fast_decoder_step(activation, bias):
+    """The GPU's recorded step (fixed shapes: the whole buffer, later keys masked), run unrecorded
+    here: the same logits and attention rows as FastDecoder.step, up to the window's last position."""
+    from gpt40k.fast_decode import CudaGraphStep, FastDecoder
+
+    torch.manual_seed(0)
+    model = randomised(GPT(GPTConfig(vocab_size=13, block_size=12, n_layer=3, n_head=4, n_embd=32,
+                                     activation=activation, bias=bias)))
+    seq = torch.randint(0, 13, (2, 12))
+    plain, fixed = model.new_cache(2), model.new_cache(2)
+    model(seq[:, :4], cache=plain)
+    model(seq[:, :4], cache=fixed)
+    decoder = FastDecoder(model)
+    graph_step = CudaGraphStep(decoder, fixed)
+    for t in range(4, 12):
+        want_logits, want_attention = decoder.step(seq[:, t:t + 1], plain, return_attention=True)
+        logits, attention = graph_step.step(seq[:, t:t + 1], t, return_attention=t % 2 == 0)
+        fixed.advance(1)
+        torch.testing.assert_close(logits, want_logits, atol=1e-6, rtol=1e-6)
+        if t % 2 == 0:
+            assert [a.shape for a in attention] == [(2, 4, 1, t + 1)] * 3
+            for got, want in zip(attention, want_attention):
+                torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6)
+        else:
+            assert attention is None
+    torch.testing.assert_close(fixed.keys, plain.keys, atol=1e-6, rtol=1e-6)
+
+
+def test_a_cuda_graph_that_cannot_be_recorded_falls_back_to_launching_the_step(monkeypatch, caplog):
+    from gpt40k.fast_decode import CudaGraphStep, FastDecoder
+
+    def no_streams(*args, **kwargs):
+        raise RuntimeError("CUDA graphs are not supported here")
+
+    model = small()
+    cache = model.new_cache(1)
+    model(torch.tensor([[1, 2]]), cache=cache)
+    graph_step = CudaGraphStep(FastDecoder(model), cache)
+    monkeypatch.setattr(torch.cuda, "Stream", no_streams)
+    with caplog.at_level("WARNING", logger="gpt40k.fast_decode"):
+        graph_step._record()
+    assert graph_step.graph is False and "not supported here" in caplog.text
+    logits, _ = graph_step.step(torch.tensor([[3]]), 2, return_attention=False)
+    torch.testing.assert_close(logits, model(torch.tensor([[1, 2, 3]])).logits[:, -1:], atol=1e-6, rtol=1e-6)
+
+
 def test_fast_decoder_fill_caches_what_the_models_forward_caches():
     """A window jump fills the cache without the last block's outputs; the keys and values are the
     forward's, after cached positions too, and the next step's logits follow."""

@@ -118,7 +118,8 @@ def generate(model: GPT, tok: CharTokenizer, req: GenerationRequest, *, branch: 
         last_read = len(prompt) - 1 + i
         rows = _rows(step.attentions, last_read, step.window, rows_first if i == 0 else 1)
         token = int(step.token[0])
-        event = StepEvent(i + 1, _record(step.probs[0], token, tok), rows)
+        # The choice is read on the host: one copy from a GPU rather than one per number read.
+        event = StepEvent(i + 1, _record(step.probs[0].cpu(), token, tok), rows)
         transcript.add(event)
         yield transcript, event
         if time.monotonic() > deadline:

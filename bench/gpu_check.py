@@ -8,7 +8,10 @@ in each precision and kernel the trainer can pick on CUDA: fp32, fp16 + GradScal
 fused attention kernel against the explicit one, and `torch.compile`. For each it prints
 tokens/s and peak memory, and checks that the loss went down. Then it saves the last model,
 reloads it on the CPU and compares logits with the GPU's, and samples on the GPU with the KV
-cache. Exits non-zero when a check fails.
+cache. Last, the shipped model writes as the page has it write (attention rows included): on the
+GPU with its decoding step recorded as a CUDA graph, without the graph, and on this machine's CPU
+on one thread; the graph must give the text and logits of the step launched op by op, also with
+four visitors at once. Exits non-zero when a check fails.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ import argparse
 import json
 import sys
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -26,10 +31,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gpt40k import GPT  # noqa: E402
+from gpt40k.app.request import GenerationRequest  # noqa: E402
+from gpt40k.app.transcript import generate as page_generate  # noqa: E402
 from gpt40k.checkpoint import load, save_checkpoint  # noqa: E402
 from gpt40k.config import build_config  # noqa: E402
+from gpt40k.fast_decode import FastDecoder  # noqa: E402
 from gpt40k.generation import stream  # noqa: E402
-from gpt40k.runtime import autocast, cuda_has_native_bf16, resolve_dtype  # noqa: E402
+from gpt40k.runtime import autocast, cuda_has_native_bf16, describe_cpu, resolve_dtype  # noqa: E402
 from gpt40k.tokenizer import CharTokenizer  # noqa: E402
 from gpt40k.trainer import make_optimizer  # noqa: E402
 
@@ -119,6 +127,79 @@ def check_reload(model: GPT, device: torch.device) -> dict:
             "gpu_sampling_chars_per_s_with_attention": chars_s}
 
 
+SHIPPED = ROOT / "checkpoints" / "grimdark"
+
+
+@contextmanager
+def cuda_graphs(on: bool):
+    before = FastDecoder.use_cuda_graph
+    FastDecoder.use_cuda_graph = on
+    try:
+        yield
+    finally:
+        FastDecoder.use_cuda_graph = before
+
+
+def page_run(model, tok, chars: int, seed: int = 0) -> dict:
+    """What the page's handler does for one visitor: chars/s, the first character's delay, the text."""
+    req = GenerationRequest(prompt="The Emperor protects. ", max_new_chars=chars, temperature=0.8, seed=seed)
+    t0 = time.perf_counter()
+    first = None
+    for transcript, _ in page_generate(model, tok, req):
+        first = first if first is not None else time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0
+    return {"chars_per_s": chars / elapsed, "first_char_s": first, "text": transcript.text}
+
+
+def step_logits(model, steps: int) -> torch.Tensor:
+    """Greedy decoding's logits for ``steps`` characters (a window jump after 256)."""
+    from gpt40k.generation import stream
+    return torch.stack([s.logits[0].float().cpu() for s in stream(model, [0], steps, temperature=0.0)])
+
+
+def check_decoding(device: torch.device, chars: int = 2000) -> dict:
+    """The page's decoding on the GPU with and without the CUDA graph, and on this machine's CPU."""
+    torch.set_num_threads(1)  # as app.py runs the page
+    gpu, cpu = load(SHIPPED, device=device), load(SHIPPED, device="cpu")
+    with cuda_graphs(True):
+        graph_logits = step_logits(gpu.model, 600)
+    with cuda_graphs(False):
+        plain_logits = step_logits(gpu.model, 600)
+    logit_err = ((graph_logits - plain_logits).abs().max() / plain_logits.abs().max()).item()
+    rows = {}
+    for name, ckpt, graphs in (("GPU, CUDA graph (default)", gpu, True), ("GPU, op by op", gpu, False),
+                               ("this machine's CPU, one thread", cpu, True)):
+        with cuda_graphs(graphs):
+            page_run(ckpt.model, ckpt.tokenizer, 50)  # warm-up
+            rows[name] = page_run(ckpt.model, ckpt.tokenizer, chars)
+    # Four visitors at once, each in its own thread as Gradio runs them: the same texts as one by one.
+    alone = [page_run(gpu.model, gpu.tokenizer, 500, seed)["text"] for seed in range(4)]
+    together = [None] * 4
+    start = time.perf_counter()
+    threads = [threading.Thread(target=lambda i=i: together.__setitem__(
+        i, page_run(gpu.model, gpu.tokenizer, 500, i)["text"])) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    four_s = time.perf_counter() - start
+    graph_text, plain_text = rows["GPU, CUDA graph (default)"]["text"], rows["GPU, op by op"]["text"]
+    return {"cpu": describe_cpu(), "chars": chars, "logit_rel_error_graph_vs_plain": logit_err,
+            "same_logits": logit_err < 1e-4, "same_page_text": graph_text == plain_text,
+            "four_visitors_same_text": together == alone, "four_visitors_chars_per_s_each": 500 / four_s,
+            "rows": {k: {"chars_per_s": v["chars_per_s"], "first_char_s": v["first_char_s"]} for k, v in rows.items()}}
+
+
+def print_decoding(d: dict) -> None:
+    print(f"\nThe page's decoding, shipped model, {d['chars']} characters with attention rows; CPU: {d['cpu']}\n")
+    print("| where | characters/s | first character |\n|---|---|---|")
+    for name, r in d["rows"].items():
+        print(f"| {name} | {r['chars_per_s']:,.0f} | {1000 * r['first_char_s']:.0f} ms |")
+    print(f"\nCUDA graph vs op by op: logits within {d['logit_rel_error_graph_vs_plain']:.1e} (600 greedy steps), "
+          f"same page text: {d['same_page_text']}; four visitors at once: same texts {d['four_visitors_same_text']}, "
+          f"{d['four_visitors_chars_per_s_each']:,.0f} characters/s each")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=200, help="timed steps per variant")
@@ -150,6 +231,8 @@ def main() -> int:
     reload = check_reload(model, device) if model is not None else {"reload_ok": False}
     ok &= reload["reload_ok"] and reload.get("sampled", False)
     print(json.dumps(reload))
+    decoding = check_decoding(device)
+    ok &= decoding["same_logits"] and decoding["same_page_text"] and decoding["four_visitors_same_text"]
     print(f"\n{header['gpu']} (capability {header['capability']}), torch {header['torch']}, "
           f"--dtype auto picks {header['auto_dtype']}\n")
     print("| seed preset, batch 64 x block 256 | tokens/s | ms/step | peak memory | loss fell |\n|---|---|---|---|---|")
@@ -159,8 +242,10 @@ def main() -> int:
         else:
             print(f"| {r['variant']} | {r['tokens_per_s']:,.0f} | {r['ms_per_step']:.1f} | "
                   f"{r['peak_mem_mb']:.0f} MB | {'yes' if r['learned'] else 'NO'} |")
+    print_decoding(decoding)
     if args.out:
-        Path(args.out).write_text(json.dumps({"header": header, "rows": rows, "reload": reload}, indent=2))
+        Path(args.out).write_text(json.dumps({"header": header, "rows": rows, "reload": reload,
+                                              "decoding": decoding}, indent=2))
     print("\nall checks passed" if ok else "\nSOME CHECKS FAILED")
     return 0 if ok else 1
 

@@ -120,18 +120,24 @@ def randomised(model: GPT) -> GPT:
     return model.eval()
 
 
+def after_a_prompt(activation: str, bias: bool):
+    """A random model (dropout set, eval mode), 12 tokens for 2 rows, and two caches holding the first 4."""
+    torch.manual_seed(0)
+    model = randomised(GPT(GPTConfig(vocab_size=13, block_size=12, n_layer=3, n_head=4, n_embd=32, dropout=0.1,
+                                     activation=activation, bias=bias)))
+    seq = torch.randint(0, 13, (2, 12))
+    caches = model.new_cache(2), model.new_cache(2)
+    for cache in caches:
+        model(seq[:, :4], cache=cache)
+    return model, seq, *caches
+
+
 @pytest.mark.parametrize("activation, bias", [("gelu", True), ("relu", True), ("gelu", False)])
 def test_fast_decoder_step_equals_the_models_forward_with_a_cache(activation, bias):
     """fast_decode is GPT.forward for one new position: the same numbers, attention included."""
     from gpt40k.fast_decode import FastDecoder
 
-    torch.manual_seed(0)
-    model = randomised(GPT(GPTConfig(vocab_size=13, block_size=12, n_layer=3, n_head=4, n_embd=32, dropout=0.1,
-                                     activation=activation, bias=bias)))
-    seq = torch.randint(0, 13, (2, 12))
-    slow, fast = model.new_cache(2), model.new_cache(2)
-    model(seq[:, :4], cache=slow)
-    model(seq[:, :4], cache=fast)
+    model, seq, slow, fast = after_a_prompt(activation, bias)
     decoder = FastDecoder(model)
     for t in range(4, 12):
         expected = model(seq[:, t:t + 1], cache=slow, return_attention=True)
@@ -150,13 +156,7 @@ def test_the_cuda_graph_step_equals_the_fast_decoder_step(activation, bias):
     here: the same logits and attention rows as FastDecoder.step, up to the window's last position."""
     from gpt40k.fast_decode import CudaGraphStep, FastDecoder
 
-    torch.manual_seed(0)
-    model = randomised(GPT(GPTConfig(vocab_size=13, block_size=12, n_layer=3, n_head=4, n_embd=32,
-                                     activation=activation, bias=bias)))
-    seq = torch.randint(0, 13, (2, 12))
-    plain, fixed = model.new_cache(2), model.new_cache(2)
-    model(seq[:, :4], cache=plain)
-    model(seq[:, :4], cache=fixed)
+    model, seq, plain, fixed = after_a_prompt(activation, bias)
     decoder = FastDecoder(model)
     graph_step = CudaGraphStep(decoder, fixed)
     for t in range(4, 12):

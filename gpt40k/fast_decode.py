@@ -76,7 +76,10 @@ class FastDecoder:
         else:
             x = F.embedding(idx.view(-1), self.model.token_embedding.weight)
             x = x + self.model.position_embedding.weight.select(0, pos)
-            store = lambda buffer, new: buffer.select(2, pos).copy_(new)  # noqa: E731
+
+            def store(buffer: torch.Tensor, new: torch.Tensor) -> None:
+                buffer.select(2, pos).copy_(new)
+
             logits, attentions = self.layers_forward(x, cache, store, pos + 1, None, return_attention)
         cache.advance(1)
         return logits, attentions
@@ -108,7 +111,7 @@ class FastDecoder:
         g, b, w, bias = self.final
         return addmm(bias, norm(x, shape, g, b, eps), w).unsqueeze(1), attentions
 
-    def _graph_for(self, cache) -> "CudaGraphStep":
+    def _graph_for(self, cache) -> CudaGraphStep:
         if self._graph is None or self._graph.cache is not cache:
             self._graph = CudaGraphStep(self, cache)
         return self._graph

@@ -153,7 +153,6 @@ def page_run(model, tok, chars: int, seed: int = 0) -> dict:
 
 def step_logits(model, steps: int) -> torch.Tensor:
     """Greedy decoding's logits for ``steps`` characters (a window jump after 256)."""
-    from gpt40k.generation import stream
     return torch.stack([s.logits[0].float().cpu() for s in stream(model, [0], steps, temperature=0.0)])
 
 
@@ -175,9 +174,12 @@ def check_decoding(device: torch.device, chars: int = 2000) -> dict:
     # Four visitors at once, each in its own thread as Gradio runs them: the same texts as one by one.
     alone = [page_run(gpu.model, gpu.tokenizer, 500, seed)["text"] for seed in range(4)]
     together = [None] * 4
+
+    def visitor(seed: int) -> None:
+        together[seed] = page_run(gpu.model, gpu.tokenizer, 500, seed)["text"]
+
     start = time.perf_counter()
-    threads = [threading.Thread(target=lambda i=i: together.__setitem__(
-        i, page_run(gpu.model, gpu.tokenizer, 500, i)["text"])) for i in range(4)]
+    threads = [threading.Thread(target=visitor, args=(seed,)) for seed in range(4)]
     for t in threads:
         t.start()
     for t in threads:

@@ -163,7 +163,8 @@ class CudaGraphStep:
         if self.idx.is_cuda and self.graph is None:
             self._record()
         if self.graph:
-            self.graph.replay()
+            with torch.cuda.device(self.idx.device):  # a graph replays on its own GPU's stream
+                self.graph.replay()
             logits, weights = self.outputs
         else:  # a CPU, or a GPU where recording failed: the same step, launched op by op
             logits, weights = self._run()
@@ -193,7 +194,8 @@ class CudaGraphStep:
 
     def _record_graph(self) -> None:
         device = self.idx.device
-        with self._recording:
+        # On the tensors' GPU: recording on another one's stream would record nothing, silently.
+        with self._recording, torch.cuda.device(device):
             # A first run outside the recording sets up cuBLAS's workspace and the allocator, as
             # PyTorch's CUDA-graph notes ask. It is this very step: replaying it rewrites the same slots.
             side = torch.cuda.Stream(device)

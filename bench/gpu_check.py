@@ -130,6 +130,7 @@ def check_reload(model: GPT, device: torch.device) -> dict:
 
 
 SHIPPED = ROOT / "checkpoints" / "grimdark"
+GRAPH, OP_BY_OP, CPU_ROW = "GPU, CUDA graph (default)", "GPU, op by op", "this machine's CPU, one thread"
 
 
 @contextmanager
@@ -169,8 +170,7 @@ def check_decoding(device: torch.device, chars: int = 2000) -> dict:
         plain_logits = step_logits(gpu.model, 600)
     logit_err = ((graph_logits - plain_logits).abs().max() / plain_logits.abs().max()).item()
     rows = {}
-    for name, ckpt, graphs in (("GPU, CUDA graph (default)", gpu, True), ("GPU, op by op", gpu, False),
-                               ("this machine's CPU, one thread", cpu, True)):
+    for name, ckpt, graphs in ((GRAPH, gpu, True), (OP_BY_OP, gpu, False), (CPU_ROW, cpu, True)):
         with cuda_graphs(graphs):
             page_run(ckpt.model, ckpt.tokenizer, 50)  # warm-up
             rows[name] = page_run(ckpt.model, ckpt.tokenizer, chars)
@@ -188,7 +188,7 @@ def check_decoding(device: torch.device, chars: int = 2000) -> dict:
     for t in threads:
         t.join()
     four_s = time.perf_counter() - start
-    graph_text, plain_text = rows["GPU, CUDA graph (default)"]["text"], rows["GPU, op by op"]["text"]
+    graph_text, plain_text = rows[GRAPH]["text"], rows[OP_BY_OP]["text"]
     return {"cpu": describe_cpu(), "chars": chars, "logit_rel_error_graph_vs_plain": logit_err,
             "same_logits": logit_err < 1e-4, "same_page_text": graph_text == plain_text,
             "four_visitors_same_text": together == alone, "four_visitors_chars_per_s_each": 500 / four_s,

@@ -64,6 +64,7 @@ class FastDecoder:
                         b.ln2.weight, b.ln2.bias, *_mlp(b.mlp, cfg)) for b in model.blocks]
         self.final = (model.ln_f.weight, model.ln_f.bias, *_transposed(model.lm_head))
         self._graph: CudaGraphStep | None = None  # on a GPU: the step recorded for the cache in use
+        self._views: tuple | None = None  # (keys, values, their per-layer views): see _buffers
 
     def step(self, idx: torch.Tensor, cache, return_attention: bool = False):
         """Logits (B, 1, vocab) of one new position ``idx`` (B, 1) after the ``cache.length`` cached
@@ -74,8 +75,8 @@ class FastDecoder:
         if idx.is_cuda and self.use_cuda_graph:
             logits, attentions = self._graph_for(cache).step(idx, pos, return_attention)
         else:
-            x = F.embedding(idx.view(-1), self.model.token_embedding.weight)
-            x = x + self.model.position_embedding.weight.select(0, pos)
+            x = self.model.token_embedding.weight.index_select(0, idx.view(-1))  # (B, n_embd), a new tensor
+            x.add_(self.model.position_embedding.weight.select(0, pos))
 
             def store(buffer: torch.Tensor, new: torch.Tensor) -> None:
                 buffer.select(2, pos).copy_(new)
@@ -93,23 +94,38 @@ class FastDecoder:
         BH, D = B * H, C // H
         addmm, norm, shape, eps = torch.addmm, torch.layer_norm, (C,), self.eps
         attentions = [] if return_attention else None
-        for layer, (g1, b1, w_qkv, b_qkv, w_o, b_o, g2, b2, w_fc, b_fc, w_out, b_out) in enumerate(self.layers):
-            keys, values = cache.keys[layer], cache.values[layer]  # (B, n_head, block_size, head_size)
+        for (g1, b1, w_qkv, b_qkv, w_o, b_o, g2, b2, w_fc, b_fc, w_out, b_out), (keys, values, keys_bh, values_bh) \
+                in zip(self.layers, self._buffers(cache)):
             q, k, v = addmm(b_qkv, norm(x, shape, g1, b1, eps), w_qkv).view(B, 3, H, D).unbind(1)
             store(keys, k)
             store(values, v)
             # (B * n_head) one-row products: bmm directly, without matmul's broadcasting work
-            scores = torch.bmm(q.reshape(BH, 1, D), keys.narrow(2, 0, length).view(BH, length, D).transpose(1, 2))
+            scores = torch.bmm(q.reshape(BH, 1, D), keys_bh.narrow(1, 0, length).transpose(1, 2))
             if mask is not None:
                 scores.masked_fill_(mask, -math.inf)
             weights = torch.softmax(scores, -1)  # q came scaled by 1/sqrt(head_size)
             if return_attention:
                 attentions.append(weights.view(B, H, 1, length))
-            y = torch.bmm(weights, values.narrow(2, 0, length).view(BH, length, D))
-            x = addmm(b_o, y.view(B, C), w_o).add_(x)
-            x = addmm(b_out, self.act(addmm(b_fc, norm(x, shape, g2, b2, eps), w_fc)), w_out).add_(x)
+            y = torch.bmm(weights, values_bh.narrow(1, 0, length))
+            # the residual stream in place: addmm_ adds the product into x (a tensor made by this step),
+            # saving addmm's new tensor and its copy of the bias, then a separate add of x
+            x = x.addmm_(y.view(B, C), w_o).add_(b_o)
+            x = x.addmm_(self.act(addmm(b_fc, norm(x, shape, g2, b2, eps), w_fc)), w_out).add_(b_out)
         g, b, w, bias = self.final
         return addmm(bias, norm(x, shape, g, b, eps), w).unsqueeze(1), attentions
+
+    def _buffers(self, cache) -> list[tuple[torch.Tensor, ...]]:
+        """Per layer: its keys and values (B, n_head, block_size, head_size), and the same as
+        (B * n_head, block_size, head_size) for bmm. Views of the cache's buffers, made once per
+        cache rather than a few per layer at every step (each view costs about as much as a small op)."""
+        if self._views is None or self._views[0] is not cache.keys or self._views[1] is not cache.values:
+            keys, values = cache.keys, cache.values
+            L, B, H, T, D = keys.shape
+            # select, not unbind: autograd refuses in-place writes into unbind's views (tests run with grad)
+            per_layer = [(keys[i], values[i], keys[i].view(B * H, T, D), values[i].view(B * H, T, D))
+                         for i in range(L)]
+            self._views = (keys, values, per_layer)
+        return self._views[2]
 
     def _graph_for(self, cache) -> CudaGraphStep:
         if self._graph is None or self._graph.cache is not cache:
@@ -240,5 +256,6 @@ def _mlp(mlp, cfg) -> tuple[torch.Tensor, ...]:
 
 
 def _erf_gelu(u: torch.Tensor) -> torch.Tensor:
-    """sqrt(2) gelu(sqrt(2) u), for ``_mlp``'s scaled layers."""
-    return torch.erf(u).add_(1).mul_(u)
+    """sqrt(2) gelu(sqrt(2) u) = u + u erf(u), for ``_mlp``'s scaled layers. One fused pass after the
+    erf: ``.add_(1).mul_(u)`` was two, and its Python 1 became a tensor at every call."""
+    return torch.addcmul(u, u, torch.erf(u))

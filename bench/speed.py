@@ -30,7 +30,7 @@ from gpt40k import GPT  # noqa: E402
 from gpt40k.config import PRESETS, build_config  # noqa: E402
 from gpt40k.data import read_books  # noqa: E402
 from gpt40k.fast_decode import FastDecoder, one_cpu_thread  # noqa: E402
-from gpt40k.generation import check_slide, next_token_distribution, stream  # noqa: E402
+from gpt40k.generation import check_slide, draw, next_token_distribution, stream  # noqa: E402
 from gpt40k.runtime import autocast, cpu_supports_bf16, describe_cpu, resolve_dtype  # noqa: E402
 from gpt40k.tokenizer import CharTokenizer  # noqa: E402
 from gpt40k.trainer import make_optimizer  # noqa: E402
@@ -217,9 +217,7 @@ def print_character_parts() -> None:
     logits, generator = torch.randn(1, VOCAB), torch.Generator().manual_seed(0)
 
     def sample():  # as generation.stream does it, at its defaults
-        probs = next_token_distribution(logits)
-        bool(torch.isfinite(probs).all())
-        int(torch.multinomial(probs, 1, generator=generator)[0, 0])
+        int(draw(next_token_distribution(logits), generator)[0])
 
     with one_cpu_thread(torch.device("cpu")):
         jump_us = median_us(jump, 5)
@@ -227,7 +225,7 @@ def print_character_parts() -> None:
                  (median_us(steps, 2) - jump_us) / slide),
                 (f"  of which its {4 * len(decoder.layers) + 1} one-row matrix products", median_us(products, 500)),
                 (f"window jump: {jump_us / 1000:.1f} ms every {slide} characters", jump_us / slide),
-                ("sampling (softmax, finite check, torch.multinomial)", median_us(sample, 2000))]
+                ("sampling (softmax, finite check, draw)", median_us(sample, 2000))]
     print("\n| a generated character, one thread, by part | us |\n|---|---|")
     for what, us in rows:
         print(f"| {what} | {us:,.0f} |")

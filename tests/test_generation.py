@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from gpt40k import GPT, GPTConfig
-from gpt40k.generation import SlidingWindow, next_token_distribution, stream
+from gpt40k.errors import GenerationError
+from gpt40k.generation import SlidingWindow, draw, next_token_distribution, stream
 
 
 def small(block_size=12) -> GPT:
@@ -73,6 +74,24 @@ def test_sampling_knobs():
     assert only_first[0].tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]
     hot, cold = next_token_distribution(logits, temperature=2.0), next_token_distribution(logits, temperature=0.5)
     assert hot[0, 0] < p[0] < cold[0, 0]
+
+
+def test_draw_makes_torch_multinomials_draws_and_follows_the_probabilities():
+    probs = next_token_distribution(3 * torch.randn(4, 13, generator=torch.Generator().manual_seed(0)), top_k=5)
+    ours, theirs = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    for _ in range(200):
+        assert torch.equal(draw(probs, ours), torch.multinomial(probs, 1, generator=theirs).squeeze(1))
+    freq = torch.bincount(draw(probs[:1].expand(20000, -1), ours), minlength=13) / 20000
+    assert freq[probs[0] == 0].sum() == 0  # top_k's zeros are never drawn
+    torch.testing.assert_close(freq, probs[0], atol=0.015, rtol=0)  # 4 standard deviations
+
+
+def test_a_model_whose_weights_diverged_gets_a_clear_error():
+    model = small()
+    with torch.no_grad():
+        model.lm_head.weight[3, 0] = float("nan")
+    with pytest.raises(GenerationError, match="not finite numbers .* earlier checkpoint"):
+        list(stream(model, [1, 2], 3))
 
 
 @pytest.mark.parametrize("kw, message", [

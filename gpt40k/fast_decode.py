@@ -47,7 +47,7 @@ class FastDecoder:
     Matrices are stored transposed, (in, out) and contiguous: a one-row product with them reads
     the weights in order (20-30% faster than ``F.linear``'s transposed view on a CPU). The query
     columns of the attention's projection come pre-multiplied by 1/sqrt(head_size), which saves a
-    pass per layer; the MLP's GELU becomes three cheap passes (``_mlp``). All change the rounding
+    pass per layer; the MLP's GELU becomes two cheap passes (``_mlp``). All change the rounding
     only (tests allow 1e-6). The copies cost the model's size in memory (7 MB for the shipped one)
     and 4 ms to make, and serve one generation: weights changed afterwards (training) need a new
     decoder, as ``gpt40k.generation`` makes for every generation.

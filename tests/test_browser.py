@@ -18,6 +18,13 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 LIVE = "#gpt40k-live"
 SHOWN_JS = f"() => Array.from(document.querySelectorAll('{LIVE} .g4k-text span[data-pos]:not(.hidden)')).map(s => s.textContent).join('')"
 DONE_JS = f"() => document.querySelector('{LIVE} .g4k').dataset.state === 'idle'"  # written and shown
+# Words in the settings (labels, a slider's ends) that stick out of their component's box, cut off there
+CLIPPED_JS = """() => [...document.querySelectorAll('#gpt40k-settings .block')].flatMap(block => {
+  const box = block.getBoundingClientRect();
+  return [...block.querySelectorAll('span')].filter(s => s.children.length === 0 && s.textContent.trim())
+    .filter(s => { const r = s.getBoundingClientRect(); return r.left < box.left - 1 || r.right > box.right + 1; })
+    .map(s => s.textContent.trim());
+})"""
 BIG_HASH_JS = f"() => document.querySelector('{LIVE} .g4k-bigcanvas').toDataURL()"
 
 
@@ -82,6 +89,7 @@ def generate(page, prompt: str, chars: int, pace: str = "35"):
 def test_watch_it_write_then_read_its_attention(page_on, tmp_path):
     page, url, outside, errors = page_on
     generate(page, "The emperor", 160)
+    assert page.evaluate(CLIPPED_JS) == []
     lengths = []
     for _ in range(40):
         lengths.append(len(shown(page)))
@@ -142,6 +150,11 @@ def test_watch_it_write_then_read_its_attention(page_on, tmp_path):
 def test_stop_freezes_at_once_and_notes_explain_changes(page_on):
     """The server writes faster than the page shows: Stop freezes what is shown, wherever the server is."""
     page, _, outside, errors = page_on
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone, where the first prompt takes two lines
+    page.wait_for_timeout(300)
+    prompt_box = "document.querySelector('#gpt40k-prompt textarea')"
+    assert page.evaluate(f"() => {prompt_box}.scrollHeight <= {prompt_box}.clientHeight")  # all of it in view
+    page.set_viewport_size({"width": 1440, "height": 900})
     generate(page, "The guard 🙂", 1500, pace="10")
     page.wait_for_function(f"() => ({SHOWN_JS})().length > 20", timeout=30_000)
     page.locator("#gpt40k-stop").click()

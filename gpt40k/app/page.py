@@ -33,6 +33,10 @@ PAGE_CSS = """
 #gpt40k-title h1 {font-size: 1.35rem; margin: 0; display: inline;}
 #gpt40k-title p {margin: 0 0 0 .6em; color: #57534e; display: inline;}
 .gpt40k-warning {border-left: 4px solid #b91c1c; padding: .4em .8em; background: #fff1f1; color: #5f1111;}
+/* Gradio holds a slider's track to 112px at least: beside "0.05", Top-p's "1" fell outside its box */
+#gpt40k-settings input[type=range] {min-width: 48px;}
+/* On a phone the first prompt wraps, but Gradio sizes the box for one line when the page loads */
+@media (max-width: 640px) {#gpt40k-prompt textarea {min-height: calc(2lh + 20px);}}
 """
 
 
@@ -196,7 +200,7 @@ def build_ui(registry: ModelRegistry) -> gr.Blocks:
                                          elem_id="gpt40k-generate")
                 stop_btn = gr.Button("Stop", variant="stop", scale=1, min_width=80, elem_id="gpt40k-stop")
             with gr.Accordion("Settings: model, length, temperature, top-k, top-p, seed", open=False):
-                with gr.Row():
+                with gr.Row(elem_id="gpt40k-settings"):
                     model = gr.Dropdown(registry.choices, value=registry.default, label="Model",
                                         elem_id="gpt40k-model", scale=2)
                     max_new = gr.Number(300, label="New characters (1-2000)", precision=0,

@@ -4,6 +4,7 @@ and the run folder's lock."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import platform
 import signal
@@ -94,6 +95,28 @@ def cpu_supports_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def keep_freed_memory(device: torch.device) -> bool:
+    """On a CPU with glibc (most Linux), let freed tensors' memory serve the next ones.
+
+    glibc gives each allocation over 32 MB pages of its own (mmap) and hands them back to the
+    system when it is freed, so the next step's tensor of that size pays a page fault every 4 kB,
+    each page zeroed by the kernel. An fp32 training step at the seed preset makes ~460 MB of
+    such tensors (the linear layers' outputs): writing them the first time took a tenth of the step.
+    Served from the heap and kept there, they are reused: through train.py 12-17% more tokens a
+    second in fp32 and 8-16% in bf16 (2-core EPYC), the same numbers, 2-6% more peak memory.
+    PyTorch's CPU tuning guide suggests jemalloc or tcmalloc for this; mallopt needs nothing
+    installed. It holds for the whole process. Returns whether it was applied.
+    """
+    if device.type != "cpu" or platform.system() != "Linux":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")  # glibc's name; musl and others keep their own allocators
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4  # glibc's malloc.h
+    return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
 
 
 def cuda_has_native_bf16(device: torch.device) -> bool:

@@ -65,6 +65,7 @@ class Trainer:
         self.cfg = cfg
         self.out = Path(cfg.out)
         self.dist, self.device = runtime.setup_distributed(cfg.device)
+        runtime.keep_freed_memory(self.device)
         self.report = Reporter(self.out, cfg, log, self.dist.is_main)
         self.dtype = runtime.resolve_dtype(cfg.dtype, self.device)
         if self.dist.is_main:

@@ -1,10 +1,15 @@
 """Device and precision choices, with the GPU's properties faked (no GPU here or in CI)."""
 
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
 from gpt40k.errors import DeviceError
-from gpt40k.runtime import resolve_dtype
+from gpt40k.runtime import keep_freed_memory, resolve_dtype
 
 CUDA = torch.device("cuda", 0)
 
@@ -58,3 +63,33 @@ def test_cpu_description_names_generation_hyperthreads_and_extensions(tmp_path, 
     assert runtime.describe_cpu() == "AMD EPYC 7B13, family 25 model 1, 2 CPUs, 2 per core (hyperthreads); AVX2, FMA"
     monkeypatch.setattr(runtime, "_cpuinfo", lambda: {})  # no /proc/cpuinfo: still a line, never an error
     assert runtime.describe_cpu().endswith("2 CPUs; vector extensions unknown")
+
+
+# In a process of its own: the setting holds for the whole process. hblkhd: bytes in blocks of their own pages.
+KEEP_FREED_MEMORY = """
+import ctypes, torch
+from gpt40k.runtime import keep_freed_memory
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+tensor = torch.empty(16 << 20)  # 64 MB
+before = libc.mallinfo2().hblkhd >> 20
+del tensor
+applied = keep_freed_memory(torch.device("cpu"))
+tensor = torch.empty(16 << 20)
+print(applied, before, libc.mallinfo2().hblkhd >> 20)
+"""
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's allocator")
+def test_a_cpu_run_serves_large_tensors_from_the_heap_and_keeps_them_there():
+    """Without it each step's large tensors come in fresh pages, each faulted in and zeroed by the kernel."""
+    out = subprocess.run([sys.executable, "-c", KEEP_FREED_MEMORY], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1], check=True)
+    applied, before_mb, after_mb = out.stdout.split()
+    assert applied == "True" and int(before_mb) >= 64 and int(after_mb) < 64
+    assert not keep_freed_memory(torch.device("meta"))  # only for CPU runs (GPUs have their own allocator)

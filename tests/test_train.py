@@ -100,7 +100,10 @@ def test_early_stopping_keeps_best_apart_from_latest(books, tmp_path, monkeypatc
     out = tmp_path / "run"
     cfg = build_config("tiny", dict(data=[str(books)], out=str(out), sample_chars=0, patience=2,
                                     eval_interval=10, max_iters=200))
+    devices = []
+    monkeypatch.setattr("gpt40k.runtime.keep_freed_memory", devices.append)
     trainer = Trainer(cfg)
+    assert devices == [torch.device("cpu")]  # training on a CPU keeps freed tensors' memory (runtime.py)
     val_losses = iter([3.0, 2.0, 2.5, 2.6, 2.7])  # best at step 10, then two worse evaluations
     monkeypatch.setattr(trainer, "estimate_loss", lambda: {"train": 1.0, "val": next(val_losses)})
     result = trainer.run()

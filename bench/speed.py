@@ -4,7 +4,8 @@
 
 Prints markdown tables: corpus encoding time; training tokens/s at the `seed` preset
 (batch 64 x block 256) for the seed re-implementation (bench/seed_model.py, fp32, one module
-per head) and GPT-40k in several settings; generation chars/s at 500 and 2000 characters; where a
+per head; in processes of its own, as its script runs) and GPT-40k in several settings (as train.py
+runs them: freed memory kept for reuse, ``runtime.keep_freed_memory``); generation chars/s at 500 and 2000 characters; where a
 generated character's time goes on one thread (the decode step, its matrix products, the window's
 jumps, sampling); then whether the CPU speed targets are met here (fp32 training >= 1.5x the seed, bf16 >= 2.5x where the CPU
 has bf16; generation with attention >= 1,000 chars/s and >= 20x the seed at 2000 characters).
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,7 +33,7 @@ from gpt40k.config import PRESETS, build_config  # noqa: E402
 from gpt40k.data import read_books  # noqa: E402
 from gpt40k.fast_decode import FastDecoder, one_cpu_thread  # noqa: E402
 from gpt40k.generation import check_slide, draw, next_token_distribution, stream  # noqa: E402
-from gpt40k.runtime import autocast, cpu_supports_bf16, describe_cpu, resolve_dtype  # noqa: E402
+from gpt40k.runtime import autocast, cpu_supports_bf16, describe_cpu, keep_freed_memory, resolve_dtype  # noqa: E402
 from gpt40k.tokenizer import CharTokenizer  # noqa: E402
 from gpt40k.trainer import make_optimizer  # noqa: E402
 
@@ -99,6 +101,21 @@ def train_tokens_per_s(model, steps: int, dtype: torch.dtype, optimizer) -> floa
     return steps * SEED["batch_size"] * SEED["block_size"] / (time.perf_counter() - start)
 
 
+def seed_tokens_per_s(steps: int) -> float:
+    torch.manual_seed(0)
+    model = seed_model()
+    return train_tokens_per_s(model, steps, torch.float32, torch.optim.AdamW(model.parameters(), lr=3e-4))
+
+
+def seed_in_its_own_process(steps: int) -> float:
+    """The seed's training as its own script runs it: in a fresh process, with glibc's allocator as it
+    comes (this one keeps freed memory for reuse, as train.py does: runtime.keep_freed_memory)."""
+    code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from bench.speed import seed_tokens_per_s; " \
+           f"print(seed_tokens_per_s({steps}))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(done.stdout.split()[-1])
+
+
 def bench_training(steps: int, rounds: int) -> dict[str, float]:
     """Every variant ``rounds`` times, taking turns (a shared machine's speed drifts; turns spread
     the drift over all of them); prints the median of each, with the range; returns the medians."""
@@ -111,19 +128,15 @@ def bench_training(steps: int, rounds: int) -> dict[str, float]:
     if not cpu_supports_bf16():
         variants = variants[:3]
     steppers = []
-    for _, dtype, kernel in variants:
+    for _, dtype, kernel in variants[1:]:
         torch.manual_seed(0)
-        if kernel is None:
-            model = seed_model()
-            optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
-        else:
-            model = gpt40k_model()
-            model.set_attention_kernel(kernel)
-            optimizer = make_optimizer(model, cfg, torch.device("cpu"))
-        steppers.append((model, dtype, optimizer))
+        model = gpt40k_model()
+        model.set_attention_kernel(kernel)
+        steppers.append((model, dtype, make_optimizer(model, cfg, torch.device("cpu"))))
     speeds = [[] for _ in variants]
     for _ in range(rounds):
-        for i, (model, dtype, optimizer) in enumerate(steppers):
+        speeds[0].append(seed_in_its_own_process(steps))
+        for i, (model, dtype, optimizer) in enumerate(steppers, start=1):
             speeds[i].append(train_tokens_per_s(model, steps, dtype, optimizer))
     base = statistics.median(speeds[0])
     for (name, _, _), runs in zip(variants, speeds):
@@ -280,7 +293,10 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="where the time goes, per operation")
     parser.add_argument("--corpus", default=str(ROOT.parent / "shared/corpus/grimdark"))
     args = parser.parse_args()
-    print(f"machine: {machine()}\n")
+    # As train.py does on a CPU. Not for the seed's training, timed in processes of its own as its script runs.
+    kept = keep_freed_memory(torch.device("cpu"))
+    print(f"machine: {machine()}; freed tensors' memory kept for reuse (runtime.keep_freed_memory): "
+          f"{'yes' if kept else 'no'}\n")
     if args.profile:
         return profile()
     if Path(args.corpus).exists():

@@ -4,11 +4,12 @@
 
 Prints markdown tables: corpus encoding time; training tokens/s at the `seed` preset
 (batch 64 x block 256) for the seed re-implementation (bench/seed_model.py, fp32, one module
-per head; in processes of its own, as its script runs) and GPT-40k in several settings (as train.py
-runs them: freed memory kept for reuse, ``runtime.keep_freed_memory``); generation chars/s at 500 and 2000 characters; where a
-generated character's time goes on one thread (the decode step, its matrix products, the window's
-jumps, sampling); then whether the CPU speed targets are met here (fp32 training >= 1.5x the seed, bf16 >= 2.5x where the CPU
-has bf16; generation with attention >= 1,000 chars/s and >= 20x the seed at 2000 characters).
+per head; in processes of its own, as its script runs) and GPT-40k in several settings (as
+train.py runs them: freed memory kept for reuse, ``runtime.keep_freed_memory``); generation
+chars/s at 500 and 2000 characters; where a generated character's time goes on one thread (the
+decode step, its matrix products, the window's jumps, sampling); then whether the CPU speed
+targets are met here (fp32 training >= 1.5x the seed, bf16 >= 2.5x where the CPU has bf16;
+generation with attention >= 1,000 chars/s and >= 20x the seed at 2000 characters).
 ``--profile`` prints instead where the time of a training step (fp32, the default kernels) and of
 generating characters goes, operation by operation (torch.profiler).
 """

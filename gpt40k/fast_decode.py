@@ -64,7 +64,7 @@ class FastDecoder:
                         b.ln2.weight, b.ln2.bias, *_mlp(b.mlp, cfg)) for b in model.blocks]
         self.final = (model.ln_f.weight, model.ln_f.bias, *_transposed(model.lm_head))
         self._graph: CudaGraphStep | None = None  # on a GPU: the step recorded for the cache in use
-        self._views: tuple | None = None  # (keys, values, their per-layer views): see _buffers
+        self._views: tuple | None = None  # (the cache, its per-layer views): see _buffers
 
     def step(self, idx: torch.Tensor, cache, return_attention: bool = False):
         """Logits (B, 1, vocab) of one new position ``idx`` (B, 1) after the ``cache.length`` cached
@@ -117,15 +117,17 @@ class FastDecoder:
     def _buffers(self, cache) -> list[tuple[torch.Tensor, ...]]:
         """Per layer: its keys and values (B, n_head, block_size, head_size), and the same as
         (B * n_head, block_size, head_size) for bmm. Views of the cache's buffers, made once per
-        cache rather than a few per layer at every step (each view costs about as much as a small op)."""
-        if self._views is None or self._views[0] is not cache.keys or self._views[1] is not cache.values:
+        cache rather than a few per layer at every step (each view costs about as much as a small op).
+        Made at the first step, after the prompt's forward: views made before autograd saw writes to the
+        buffers refuse writes of their own when grad is on."""
+        if self._views is None or self._views[0] is not cache:  # a cache's buffers are made once, never replaced
             keys, values = cache.keys, cache.values
             L, B, H, T, D = keys.shape
             # select, not unbind: autograd refuses in-place writes into unbind's views (tests run with grad)
             per_layer = [(keys[i], values[i], keys[i].view(B * H, T, D), values[i].view(B * H, T, D))
                          for i in range(L)]
-            self._views = (keys, values, per_layer)
-        return self._views[2]
+            self._views = (cache, per_layer)
+        return self._views[1]
 
     def _graph_for(self, cache) -> CudaGraphStep:
         if self._graph is None or self._graph.cache is not cache:

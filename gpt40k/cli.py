@@ -19,6 +19,7 @@ EXAMPLES = """examples:
   python train.py --data books/ --preset cpu --out runs/mine
   python train.py --data books/ --preset seed --out /kaggle/working/run1
   python train.py --resume /kaggle/working/run1
+  python train.py --data books/ --preset cpu --out runs/mine --overwrite   # start runs/mine again
   python train.py --data books/ --preset seed --out run1 --push-to-hub user/gpt40k-mine --push-training-state
   python train.py --resume hub:user/gpt40k-mine --data books/
   torchrun --nproc_per_node=2 train.py --data books/ --preset seed --out run2
@@ -35,12 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="continue a run from its folder (or its latest/ checkpoint), or from a Hub "
                              "repository pushed with --push-training-state: hub:USER/NAME[@rev]; "
                              "flags given override the saved ones")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start again in an --out folder that holds an earlier run, deleting that run's "
+                             "checkpoints, snapshots and metrics (without it, such a folder is refused)")
     add_config_arguments(parser)
     return parser
 
 
 def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
-    given = {k: v for k, v in vars(args).items() if k not in ("preset", "resume")}
+    given = {k: v for k, v in vars(args).items() if k not in ("preset", "resume", "overwrite")}
     if args.resume is None:
         if not given.get("data"):
             raise ConfigError("no training data: pass --data with text files, a folder or a glob "
@@ -69,7 +73,9 @@ def train_main(argv: list[str] | None = None) -> int:
     trainer = None
     try:
         cfg, resume_from = resolve_config(args)
-        trainer = Trainer(cfg, resume_from)
+        if args.overwrite and resume_from is not None:
+            raise ConfigError("--overwrite starts a run again and --resume continues it: give one of them")
+        trainer = Trainer(cfg, resume_from, overwrite=args.overwrite)
         result = trainer.run()
     except GPT40kError as e:
         print(f"error: {e}", file=sys.stderr)

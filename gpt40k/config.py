@@ -18,6 +18,15 @@ from .hub import parse_repo_ref
 from .model import GPTConfig
 
 
+def _is_instance(value, hint: str) -> bool:
+    """``value`` fits a field's type as written in this file ("int", "float | None", "str")."""
+    kinds = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+    allowed = tuple(t for name in hint.replace(" ", "").split("|") for t in kinds.get(name, ()))
+    if not allowed:
+        return True
+    return isinstance(value, allowed) and (bool in allowed or not isinstance(value, bool))
+
+
 def opt(default, help: str, **kw):
     return field(default=default, metadata={"help": help, **kw})
 
@@ -76,6 +85,14 @@ class TrainConfig:
                                            "--resume hub:USER/NAME continues on another machine")
 
     def __post_init__(self):
+        if isinstance(self.data, str):
+            self.data = [self.data]
+        if self.data is not None and not (isinstance(self.data, list) and all(isinstance(d, str) for d in self.data)):
+            raise ConfigError(f"--data must name text files, folders or globs, got {self.data!r}")
+        for f in fields(self):  # a hand-edited train_args.json may hold any JSON: check every type first
+            value, hint = getattr(self, f.name), f.type
+            if f.name != "data" and value is not None and not _is_instance(value, hint):
+                raise ConfigError(f"--{f.name.replace('_', '-')} must be {hint}, got {value!r}")
         positive = ["batch_size", "max_iters", "eval_interval", "eval_iters", "min_char_count"]
         for name in positive:
             if getattr(self, name) < 1:

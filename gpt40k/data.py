@@ -62,6 +62,11 @@ def find_text_files(specs: list[str] | str) -> list[Path]:
 
 def decode_text(raw: bytes, name: str) -> str:
     """UTF-8 (optional BOM) to text with LF line endings, or a CorpusError naming the problem."""
+    utf16 = _utf16_kind(raw)
+    if utf16:
+        raise CorpusError(f"{name} is {utf16} text (Windows Notepad's \"Unicode\"), not UTF-8: convert it, e.g. "
+                          f"`iconv -f UTF-16 -t UTF-8 {Path(name).name} > {Path(name).stem}-utf8.txt`, or in an "
+                          "editor save it as UTF-8, then train on the converted file")
     if b"\x00" in raw:  # anywhere: a NUL would enter the vocabulary silently
         raise CorpusError(f"{name} looks like a binary file (it holds NUL bytes), not text; leave it out")
     bom = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
@@ -74,6 +79,19 @@ def decode_text(raw: bytes, name: str) -> str:
             "Convert the file to UTF-8 (e.g. `iconv -f latin1 -t utf-8`) or leave it out."
         ) from None
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _utf16_kind(raw: bytes) -> str | None:
+    """"UTF-16" when ``raw`` is UTF-16 text: a byte-order mark, or (without one) a NUL in every other
+    byte of mostly-ASCII text."""
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "UTF-16"
+    head = raw[:4096]
+    if len(head) >= 16 and len(head) % 2 == 0:
+        for zeros in (head[1::2], head[0::2]):  # little-endian ASCII has its NULs at odd offsets
+            if zeros.count(0) > 0.9 * len(zeros):
+                return "UTF-16"
+    return None
 
 
 def read_books(specs: list[str] | str) -> tuple[list[Book], str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from safetensors import SafetensorError
 
-from .errors import CheckpointError
+from .errors import CheckpointError, TrainingError
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -39,16 +39,28 @@ SNAPSHOTS_DIR = "snapshots"  # a run's timeline: snapshots/step-000500/, ... (tr
 SNAPSHOT_INFO_FILE = "snapshot.json"  # step, tokens and losses of a snapshot
 RESUME_DIR = "last-checkpoint"  # on the Hub: a run's latest/, for --resume hub:user/name
 LOCK_FILE = ".train.lock"
+CACHE_DIR = "data_cache"  # the encoded corpus, when no --cache-dir is given
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _umask()  # read once: os.umask can only be read by setting it
 
 
 @contextmanager
 def atomic_file(path: str | Path):
     """Yield a temporary path beside ``path`` (same suffix, for writers that look at it); once it
-    is written, it replaces ``path``. On an error the temporary file goes and ``path`` is untouched."""
+    is written, it replaces ``path``. On an error the temporary file goes and ``path`` is untouched.
+    The file gets the mode a plain ``open`` gives (some writers, safetensors' among them, make 0600)."""
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~UMASK)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -69,7 +81,7 @@ def disk_errors(folder: str | Path):
     CheckpointError that says which and where; the previous checkpoint is kept (atomic_folder)."""
     try:
         yield
-    except (OSError, SafetensorError) as e:
+    except (OSError, SafetensorError, RuntimeError) as e:  # RuntimeError: torch.save's failed writes
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
         raise CheckpointError(f"cannot write a checkpoint in {Path(folder).parent}: {reason}. Free some disk "
                               "space (the previous checkpoint is kept), then --resume") from None
@@ -134,3 +146,67 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# ---- what a run folder may hold ------------------------------------------------------------
+RUN_FILES = {ARGS_FILE, METRICS_FILE, CORPUS_FILE, SUMMARY_FILE, CURVE_FILE, LOCK_FILE}
+RUN_FOLDERS = {BEST_DIR, LATEST_DIR, SNAPSHOTS_DIR, CACHE_DIR}
+CHECKPOINT_NAMES = {*CHECKPOINT_FILES, CARD_FILE, CURVE_FILE, STATE_FILE, ARGS_FILE, SNAPSHOT_INFO_FILE}
+
+
+def _ours(name: str, known: set[str]) -> bool:
+    """A name this project writes there: one of ``known``, its kept copy, or a temporary (``.x.tmp-PID``)."""
+    return name in known or name.removesuffix(".old") in known or (name.startswith(".") and ".tmp-" in name) \
+        or name.startswith(".write-test-")
+
+
+def foreign_files(run_dir: Path) -> list[str]:
+    """Paths in ``run_dir`` that no training run writes (a user's files): a run must never delete them."""
+    found = []
+    for entry in sorted(run_dir.iterdir()):
+        if not _ours(entry.name, RUN_FILES | RUN_FOLDERS):
+            found.append(entry.name)
+        elif entry.is_dir() and entry.name.removesuffix(".old") in (BEST_DIR, LATEST_DIR) and ".tmp-" not in entry.name:
+            found += [f"{entry.name}/{e.name}" for e in sorted(entry.iterdir()) if not _ours(e.name, CHECKPOINT_NAMES)]
+        elif entry.is_dir() and entry.name == SNAPSHOTS_DIR:
+            for snap in sorted(entry.iterdir()):
+                if not (snap.is_dir() and (snap.name.startswith("step-") or ".tmp-" in snap.name)):
+                    found.append(f"{SNAPSHOTS_DIR}/{snap.name}")
+                else:
+                    found += [f"{SNAPSHOTS_DIR}/{snap.name}/{e.name}" for e in sorted(snap.iterdir())
+                              if not _ours(e.name, CHECKPOINT_NAMES)]
+    return found
+
+
+def holds_run(run_dir: Path) -> bool:
+    return run_dir.is_dir() and any((run_dir / name).exists() for name in (ARGS_FILE, METRICS_FILE, BEST_DIR,
+                                                                           LATEST_DIR, SNAPSHOTS_DIR))
+
+
+def claim_run_folder(run_dir: Path, *, resuming: bool, overwrite: bool) -> None:
+    """Check, before anything is written, that training may write into ``run_dir``: a new or empty
+    folder, the run being resumed, or (with ``overwrite``) an old run, whose files alone are then
+    removed. A folder holding anything a run did not write is refused, so nothing of a user's is lost."""
+    if not run_dir.exists():
+        return
+    if not run_dir.is_dir():
+        raise TrainingError(f"--out {run_dir} is a file, not a folder: give the run a folder of its own")
+    foreign = foreign_files(run_dir)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise TrainingError(f"--out {run_dir} holds files that are not a training run's ({shown}); a run "
+                            "replaces its folders whole, so it would delete them. Give the run a new, empty "
+                            "folder (--out NEW_FOLDER), or move those files away")
+    if resuming or not holds_run(run_dir):
+        return
+    if not overwrite:
+        raise TrainingError(f"--out {run_dir} already holds a training run: continue it with --resume {run_dir}, "
+                            "choose another --out, or start it again from scratch with --overwrite (which deletes "
+                            "that run's checkpoints, snapshots and metrics)")
+    for entry in run_dir.iterdir():
+        if entry.name in (LOCK_FILE, CACHE_DIR):  # the cache is keyed by the text: still valid
+            continue
+        if entry.is_dir():
+            _remove(entry)
+        else:
+            entry.unlink(missing_ok=True)

@@ -76,7 +76,8 @@ def locate(name_or_path: str | Path, *, revision: str | None = None, token: str 
 def locate_resumable(ref: str, token=None, cache_dir=None) -> Path:
     """The ``last-checkpoint/`` folder of ``user/name[@rev]``, for --resume hub:user/name."""
     repo_id, revision = parse_repo_ref(ref)
-    folder = download(repo_id, revision, [f"{RESUME_DIR}/*"], token or find_token(), cache_dir) / RESUME_DIR
+    patterns = [f"{RESUME_DIR}/*", *MODEL_FILES]  # and the best checkpoint at the root, which the run goes on from
+    folder = download(repo_id, revision, patterns, token or find_token(), cache_dir) / RESUME_DIR
     if not (folder / STATE_FILE).is_file():
         raise HubError(f"{repo_id} holds no {RESUME_DIR}/ to resume from: push with --push-training-state")
     return folder

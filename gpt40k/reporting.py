@@ -8,12 +8,21 @@ import math
 from pathlib import Path
 
 from .card import write_card
-from .errors import HubError
-from .files import BEST_DIR, CURVE_FILE, LATEST_DIR, METRICS_FILE, SUMMARY_FILE, write_json, write_text
+from .errors import HubError, TrainingError
+from .files import BEST_DIR, CONFIG_FILE, CURVE_FILE, LATEST_DIR, METRICS_FILE, SUMMARY_FILE, write_json, write_text
 from .plotting import plot_loss_curve
 from .publish import push_run, push_snapshot
 
 LN2 = math.log(2)
+
+
+def _step_of(line: str) -> int | None:
+    """The step of a metrics.jsonl line; None for a torn or foreign line."""
+    try:
+        step = json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return step if isinstance(step, int) else None
 
 
 class Reporter:
@@ -37,9 +46,15 @@ class Reporter:
         """Drop metrics of steps after the checkpoint being resumed (logged by a run that died later)."""
         path = self.out / METRICS_FILE
         if self.is_main and path.exists():
-            lines = [ln for ln in path.read_text(encoding="utf-8").splitlines()
-                     if ln.strip() and json.loads(ln)["step"] <= step]
-            write_text(path, "".join(ln + "\n" for ln in lines))
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except OSError as e:
+                raise TrainingError(f"cannot read {path}: {e.strerror}") from None
+            kept = [ln for ln in text.splitlines() if (_step_of(ln) or 0) <= step and _step_of(ln) is not None]
+            torn = sum(1 for ln in text.splitlines() if ln.strip() and _step_of(ln) is None)
+            if torn:  # a line cut by a kill mid-write (or not ours): the curve goes on without it
+                self.say(f"note: {torn} unreadable line(s) of {path} left out")
+            write_text(path, "".join(ln + "\n" for ln in kept))
 
     def evaluation(self, record: dict, improved: bool, best_val: float, best_step: int, sample: str | None) -> None:
         """One evaluation: appended to metrics.jsonl, drawn, printed (with a sample), pushed if asked."""
@@ -51,7 +66,12 @@ class Reporter:
         if self.cfg.push_to_hub and self.cfg.push_every and record["step"] > 0:
             self.push(lambda: push_snapshot(self.out, self.cfg.push_to_hub, record["step"], record["val_loss"],
                                             private=self.cfg.hub_private))
-        mark = " (best)" if improved else f" (best {best_val:.4f} at step {best_step})"
+        if improved:
+            mark = " (best)"
+        elif best_val is None:
+            mark = " (the untrained model)"
+        else:
+            mark = f" (best {best_val:.4f} at step {best_step})"
         self.say(f"step {record['step']:>6}: train {record['train_loss']:.4f}  val {record['val_loss']:.4f}{mark}")
         if sample is not None:
             self.say("    " + sample.replace("\n", "\n    "))
@@ -66,7 +86,10 @@ class Reporter:
                "time limit": f"time limit reached at step {r.step}",
                "interrupted": f"interrupted ({r.signal_name or 'requested'}) at step {r.step}"}[r.stop_reason]
         self.say(f"{why} in {r.elapsed_s / 60:.1f} min; {best}")
-        self.say(f"best checkpoint: {self.out / BEST_DIR}   resumable: {self.out / LATEST_DIR}")
+        if r.best_val_loss is None:
+            self.say(f"no best checkpoint yet (none evaluated after step 0); the model so far: {self.out / LATEST_DIR}")
+        else:
+            self.say(f"best checkpoint: {self.out / BEST_DIR}   resumable: {self.out / LATEST_DIR}")
         if r.stop_reason in ("interrupted", "time limit"):
             self.say(f"continue with: python train.py --resume {self.out}")
 
@@ -78,7 +101,9 @@ class Reporter:
             "steps": r.step, "tokens": r.step * tokens_per_step, "elapsed_s": round(r.elapsed_s, 1),
             "hardware": hardware, "dtype": str(dtype).replace("torch.", ""), "stop_reason": r.stop_reason,
             "best_val_loss": r.best_val_loss, "best_step": r.best_step})
-        write_card(self.out / BEST_DIR, self.out, self.cfg.push_to_hub)
+        for folder in (self.out / BEST_DIR, self.out / LATEST_DIR):  # best/ is missing before a first evaluation
+            if (folder / CONFIG_FILE).is_file():
+                write_card(folder, self.out, self.cfg.push_to_hub)
         if self.cfg.push_to_hub:
             r.push_error = self.push(lambda: push_run(self.out, self.cfg.push_to_hub, private=self.cfg.hub_private,
                                                       with_training_state=self.cfg.push_training_state))

@@ -13,8 +13,8 @@ import torch.distributed as dist
 
 from .checkpoint import save_training_state
 from .errors import CheckpointError
-from .files import (ARGS_FILE, LATEST_DIR, METRICS_FILE, STATE_FILE, atomic_folder, disk_errors, kept_copy,
-                    write_json)
+from .files import (ARGS_FILE, BEST_DIR, CARD_FILE, CHECKPOINT_FILES, CONFIG_FILE, CURVE_FILE, LATEST_DIR,
+                    METRICS_FILE, STATE_FILE, atomic_folder, claim_run_folder, disk_errors, kept_copy, write_json)
 from .hub import locate_resumable, parse_repo_ref
 from .model import write_model
 
@@ -52,12 +52,27 @@ def write_latest(folder: Path, model, tokenizer, cfg, progress: Progress, optimi
 
 
 def restore(state: dict, optimizer, scaler, batch_gen: torch.Generator, device: torch.device, ranks,
-            seed: int, say) -> Progress:
+            seed: int, say, folder: Path | None = None) -> Progress:
     """Put the optimizer and this rank's generators back as they were; the progress so far."""
+    try:
+        return _restore(state, optimizer, scaler, batch_gen, device, ranks, seed, say)
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
+        where = Path(folder or ".") / STATE_FILE
+        raise CheckpointError(f"{where} is damaged or was not written by this version of GPT-40k "
+                              f"({type(e).__name__}: {e}). Resume from another copy of the run, or start it "
+                              "again with --overwrite") from None
+
+
+def _restore(state, optimizer, scaler, batch_gen, device, ranks, seed, say) -> Progress:
+    if not isinstance(state, dict):
+        raise TypeError(f"the state is a {type(state).__name__}, not a dict")
     optimizer.load_state_dict(state["optimizer"])
     if state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
-    progress = Progress(state["step"], state["elapsed_s"], state["best_val"], state["best_step"], state["bad_evals"])
+    progress = Progress(int(state["step"]), float(state["elapsed_s"]), state["best_val"], state["best_step"],
+                        int(state["bad_evals"]))
+    if progress.step < 0 or (progress.best_val is not None and not isinstance(progress.best_val, float)):
+        raise ValueError(f"step {progress.step}, best val {progress.best_val!r}")
     rngs = state["rng"]
     if len(rngs) != ranks.world_size:
         say(f"note: the run was saved with {len(rngs)} process(es) and resumes with {ranks.world_size}; "
@@ -72,16 +87,37 @@ def restore(state: dict, optimizer, scaler, batch_gen: torch.Generator, device: 
     return progress
 
 
-def fetch_from_hub(ref: str, out: str | None) -> Path:
-    """Download ``last-checkpoint/`` of a Hub repository into a local run folder; return the folder."""
-    downloaded = locate_resumable(ref)
+def fetch_from_hub(ref: str, out: str | None, say=print) -> Path:
+    """Download a Hub repository's ``last-checkpoint/`` (the run's latest/) and its best checkpoint
+    (the repository's root) into a local run folder; return the folder. A local copy of the same run
+    that is as far along or further is kept and used instead."""
+    downloaded = locate_resumable(ref)  # .../snapshot/last-checkpoint; the root holds the best checkpoint
     run_dir = Path(out or Path("runs") / parse_repo_ref(ref)[0].split("/")[1])
-    with atomic_folder(run_dir / LATEST_DIR) as tmp:
+    claim_run_folder(run_dir, resuming=True, overwrite=False)  # never write over a user's files
+    local = run_dir / LATEST_DIR
+    if (local / STATE_FILE).is_file():
+        hub_step, local_step = _step_of(downloaded), _step_of(local)
+        if local_step is not None and hub_step is not None and local_step >= hub_step:
+            say(f"note: {local} is at step {local_step}, the Hub's copy at step {hub_step}: continuing from {local}")
+            return run_dir
+    with disk_errors(run_dir / LATEST_DIR), atomic_folder(run_dir / LATEST_DIR) as tmp:
         shutil.copytree(downloaded, tmp, dirs_exist_ok=True)
         (tmp / METRICS_FILE).unlink(missing_ok=True)  # it belongs beside latest/, not in it
     if (downloaded / METRICS_FILE).exists():
         shutil.copyfile(downloaded / METRICS_FILE, run_dir / METRICS_FILE)
+    if (downloaded.parent / CONFIG_FILE).is_file():  # the best so far: a session with no new best still has one
+        with disk_errors(run_dir / BEST_DIR), atomic_folder(run_dir / BEST_DIR) as tmp:
+            for name in (*CHECKPOINT_FILES, CARD_FILE, CURVE_FILE):
+                if (downloaded.parent / name).is_file():
+                    shutil.copyfile(downloaded.parent / name, tmp / name)
     return run_dir
+
+
+def _step_of(folder: Path) -> int | None:
+    try:
+        return int(torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)["step"])
+    except Exception:  # damaged: resuming from it reports that in detail
+        return None
 
 
 def find_resumable(path: str) -> tuple[Path, Path]:

@@ -22,7 +22,8 @@ from .checkpoint import load, load_training_state, save_checkpoint
 from .config import TrainConfig
 from .data import CorpusData, get_batch, prepare_corpus
 from .errors import TrainingError
-from .files import ARGS_FILE, BEST_DIR, CORPUS_FILE, LATEST_DIR, SNAPSHOTS_DIR, write_json
+from .files import (ARGS_FILE, BEST_DIR, CACHE_DIR, CORPUS_FILE, LATEST_DIR, SNAPSHOTS_DIR, claim_run_folder,
+                    write_json)
 from .generation import stream
 from .model import GPT
 from .reporting import LN2, Reporter
@@ -61,15 +62,27 @@ def make_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> torch.
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, resume_from: Path | None = None, log=tqdm.write):
+    def __init__(self, cfg: TrainConfig, resume_from: Path | None = None, log=tqdm.write, overwrite: bool = False):
+        """``overwrite``: an old run in ``cfg.out`` may be replaced (train.py --overwrite)."""
         self.cfg = cfg
         self.out = Path(cfg.out)
         self.dist, self.device = runtime.setup_distributed(cfg.device)
         runtime.keep_freed_memory(self.device)
         self.report = Reporter(self.out, cfg, log, self.dist.is_main)
         self.dtype = runtime.resolve_dtype(cfg.dtype, self.device)
-        if self.dist.is_main:
-            self._check_writable(self.out)
+        made_out = not self.out.exists()
+        try:
+            if self.dist.is_main:
+                claim_run_folder(self.out, resuming=resume_from is not None, overwrite=overwrite)
+                self._check_writable(self.out)
+            self._set_up(resume_from)
+        except BaseException:
+            if made_out and self.dist.is_main:  # a refused corpus or config leaves no empty run folder behind
+                self._remove_if_empty(self.out)
+            raise
+
+    def _set_up(self, resume_from: Path | None) -> None:
+        cfg = self.cfg
         resumed = load(resume_from) if resume_from is not None else None
         self.data = self._prepare_data(resumed.tokenizer if resumed else None)
         self.tokenizer = self.data.tokenizer
@@ -91,7 +104,8 @@ class Trainer:
         self.progress = resume.Progress()
         if resumed is not None:
             self.progress = resume.restore(load_training_state(resume_from), self.optimizer, self.scaler,
-                                           self.batch_gen, self.device, self.dist, cfg.seed, self.report.say)
+                                           self.batch_gen, self.device, self.dist, cfg.seed, self.report.say,
+                                           resume_from)
         self.train_model = self._wrap(self.model)
 
     @property
@@ -116,9 +130,18 @@ class Trainer:
             raise TrainingError(f"cannot write the run folder {out}: {e.strerror}. Pass a writable --out "
                                 "(on Kaggle: /kaggle/working/NAME)") from None
 
+    @staticmethod
+    def _remove_if_empty(folder: Path) -> None:
+        """Remove ``folder`` and the empty folders in it, if nothing else is there."""
+        for sub in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True) + [folder]:
+            try:
+                sub.rmdir()
+            except OSError:  # not empty, or not a folder: kept
+                pass
+
     def _prepare_data(self, tokenizer) -> CorpusData:
         cfg = self.cfg
-        cache = cfg.cache_dir or self.out / "data_cache"
+        cache = cfg.cache_dir or self.out / CACHE_DIR
         prepare = lambda: prepare_corpus(cfg.data, cache, cfg.val_fraction, cfg.min_char_count, tokenizer)  # noqa: E731
         if self.dist.enabled:  # rank 0 encodes and writes the cache; the others then read it
             data = prepare() if self.dist.is_main else None
@@ -192,11 +215,12 @@ class Trainer:
                 f"the {which} loss became {losses[which]} at step "
                 f"{p.step}: training diverged, and no checkpoint was written from it; {self.out / LATEST_DIR} "
                 "keeps the last good one. Lower --lr, raise --warmup-iters, or try --dtype float32.")
-        improved = p.best_val is None or losses["val"] < p.best_val
+        # Step 0 is the untrained model: never "best", so an early stop leaves no random model in best/.
+        improved = p.step > 0 and (p.best_val is None or losses["val"] < p.best_val)
         if improved:
             p.best_val, p.best_step, p.bad_evals = losses["val"], p.step, 0
             self.save_best()
-        else:
+        elif p.step > 0:
             p.bad_evals += 1
         record = {"step": p.step, "train_loss": round(losses["train"], 5), "val_loss": round(losses["val"], 5),
                   "val_bpc": round(losses["val"] / LN2, 5), "lr": lr_at(max(0, p.step - 1), self.cfg),
@@ -234,6 +258,17 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         return loss_value
 
+    def _step_or_explain(self) -> float:
+        try:
+            return self.train_step()
+        except RuntimeError as e:  # torch.OutOfMemoryError too; CPUs say "can't allocate memory"
+            if "memory" not in str(e).lower() and not isinstance(e, torch.OutOfMemoryError):
+                raise
+            raise TrainingError(
+                f"out of memory at step {self.step + 1} with --batch-size {self.cfg.batch_size} x --block-size "
+                f"{self.cfg.block_size} on {self.device}: lower --batch-size (the last checkpoint is kept in "
+                f"{self.out / LATEST_DIR})") from None
+
     def run(self, until_step: int | None = None) -> TrainResult:
         """Train to ``max_iters`` (or ``until_step``, then save as if interrupted: for tests)."""
         with run_lock(self.out) if self.dist.is_main else nullcontext():
@@ -252,12 +287,13 @@ class Trainer:
         reason = "finished"
         pbar = tqdm(total=cfg.max_iters, initial=p.step, disable=not self.dist.is_main, dynamic_ncols=True,
                     unit="step", file=sys.stderr, mininterval=1.0)
+        # --time-limit is this session's: a resumed run gets the whole limit again (a new Kaggle session).
         start, tokens_done, tic = time.time() - p.elapsed_s, 0, time.time()
         with signals.installed():
             if p.step == 0 and self._evaluate_all():
                 reason = "early stopping"
             while reason == "finished" and p.step < cfg.max_iters:
-                loss = self.train_step()
+                loss = self._step_or_explain()
                 if runtime.any_rank(not math.isfinite(loss), self.dist, self.device):
                     pbar.close()
                     raise TrainingError(
@@ -268,13 +304,13 @@ class Trainer:
                 p.elapsed_s = time.time() - start
                 tokens_done += self.tokens_per_step
                 pbar.update(1)
-                if pbar.n % 10 == 0 or p.step == cfg.max_iters:
+                if pbar.n % 10 == 1 or p.step == cfg.max_iters:  # from the first step on
                     pbar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tokens_done / (time.time() - tic):,.0f}")
                 if p.step % cfg.eval_interval == 0 or p.step == cfg.max_iters:
                     if self._evaluate_all():
                         reason = "early stopping"
                         break
-                time_up = cfg.time_limit is not None and p.elapsed_s >= 60 * cfg.time_limit
+                time_up = cfg.time_limit is not None and time.time() - tic >= 60 * cfg.time_limit
                 if runtime.any_rank(time_up or signals.requested is not None or p.step == until_step,
                                     self.dist, self.device):
                     reason = "time limit" if time_up else "interrupted"

@@ -193,3 +193,31 @@ def test_token_from_kaggle_secrets_when_hf_token_is_unset(monkeypatch):
     assert find_token() == "hf_from_kaggle"
     monkeypatch.setenv("HF_TOKEN", "hf_from_env")
     assert find_token() == "hf_from_env"  # HF_TOKEN comes first
+
+
+def test_resume_from_the_hub_with_no_new_best_still_has_the_best_and_pushes(hub, books, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = tiny_args(books, out, max_iters=40, eval_interval=20, push_to_hub="alice/no-new-best")
+    assert train_main([*args, "--push-training-state"]) == 0
+    pushed = hub.files("alice/no-new-best")["model.safetensors"]
+    # another machine, the same number of steps: nothing to train, so no new best
+    again = tmp_path / "again"
+    assert train_main(["--resume", "hub:alice/no-new-best", "--data", str(books), "--out", str(again)]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "error" not in err
+    assert (again / "best/model.safetensors").read_bytes() == pushed  # the Hub's best, kept as best/
+    assert (again / "best/README.md").is_file()
+    assert hub.files("alice/no-new-best")["model.safetensors"] == pushed  # the push at the end: same best
+    assert load_training_state(again / "latest")["step"] == 40
+
+
+def test_resume_from_the_hub_refuses_a_folder_of_other_files(hub, books, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train_main([*tiny_args(books, out, max_iters=20, eval_interval=10, push_to_hub="alice/r"),
+                       "--push-training-state"]) == 0
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("mine")
+    assert train_main(["--resume", "hub:alice/r", "--data", str(books), "--out", str(mine)]) == 1
+    assert "holds files that are not a training run's" in capsys.readouterr().err
+    assert sorted(p.name for p in mine.iterdir()) == ["thesis.tex"]

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import sys
 from pathlib import Path
 
 import torch
 
 from .checkpoint import Checkpoint, load
-from .files import ARGS_FILE, BEST_DIR, CARD_FILE, CONFIG_FILE, CORPUS_FILE, CURVE_FILE, METRICS_FILE, SUMMARY_FILE
+from .errors import CheckpointError, GPT40kError
+from .hub import find_checkpoint
+from .files import (ARGS_FILE, CARD_FILE, CONFIG_FILE, CORPUS_FILE, CURVE_FILE, METRICS_FILE, SUMMARY_FILE, atomic_file,
+                    write_text)
 from .generation import stream
 from .plotting import read_metrics
 
@@ -163,10 +167,11 @@ def write_card(checkpoint: str | Path, run_dir: str | Path | None = None, repo_i
     """Write README.md (and a copy of the loss curve) into the checkpoint folder."""
     checkpoint = Path(checkpoint)
     if run_dir and (Path(run_dir) / CURVE_FILE).exists():
-        shutil.copyfile(Path(run_dir) / CURVE_FILE, checkpoint / CURVE_FILE)
+        with atomic_file(checkpoint / CURVE_FILE) as tmp:
+            shutil.copyfile(Path(run_dir) / CURVE_FILE, tmp)
     card = build_card(checkpoint, run_dir, repo_id, title, note)
     path = checkpoint / CARD_FILE
-    card.save(path)
+    write_text(path, str(card))
     return path
 
 
@@ -181,10 +186,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--title", help="the card's title (default: the repository or run name)")
     p.add_argument("--note-file", help="a markdown file whose text is added to the card")
     args = p.parse_args(argv)
-    note = Path(args.note_file).read_text(encoding="utf-8") if args.note_file else None
-    path = write_card(args.checkpoint or Path(args.run) / BEST_DIR, args.run, args.repo_id, args.title, note)
+    try:
+        path = _card_command(args)
+    except GPT40kError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     print(f"wrote {path}")
     return 0
+
+
+def _card_command(args) -> Path:
+    run = Path(args.run)
+    if not run.is_dir():
+        raise CheckpointError(f"{run} is not a folder: give the run folder that train.py --out made")
+    note = None
+    if args.note_file:
+        try:
+            note = Path(args.note_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise CheckpointError(f"--note-file {args.note_file} cannot be read ({why}): give a UTF-8 markdown "
+                                  "file that exists") from None
+    checkpoint = Path(args.checkpoint) if args.checkpoint else find_checkpoint(run)
+    try:
+        return write_card(checkpoint, run, args.repo_id, args.title, note)
+    except OSError as e:
+        raise CheckpointError(f"cannot write the card into {checkpoint}: {e.strerror or e}. Copy the run to a "
+                              "writable folder (on Kaggle: /kaggle/working), or push it as it is: python -m "
+                              "gpt40k.push RUN USER/NAME writes nothing locally") from None
 
 
 if __name__ == "__main__":

@@ -164,10 +164,12 @@ def write_api(token: str | None, action: str):
 
 def push_folder(folder: str | Path, repo_id: str, *, commit_message: str, private: bool = False,
                 branch: str | None = None, token: str | None = None,
-                training_state: str | Path | None = None, extra_files: dict[str, Path] | None = None) -> str:
+                training_state: str | Path | None = None, extra_files: dict[str, Path] | None = None,
+                texts: dict[str, str] | None = None) -> str:
     """Upload a checkpoint folder to the root of ``repo_id`` (creating the repository if needed)
-    in one commit, optionally with a resumable folder under last-checkpoint/ and ``extra_files``
-    (path in the repository -> local file). Returns the commit URL."""
+    in one commit, optionally with a resumable folder under last-checkpoint/, ``extra_files``
+    (path in the repository -> local file) and ``texts`` (path -> content, e.g. a fresh card).
+    Returns the commit URL. Nothing local is written: everything is staged in a temporary folder."""
     parse_repo_ref(repo_id)
     api, token = write_api(token, f"pushing to {repo_id}")
     with tempfile.TemporaryDirectory() as staging:  # one folder, one commit: never half a model
@@ -178,6 +180,8 @@ def push_folder(folder: str | Path, repo_id: str, *, commit_message: str, privat
         for path_in_repo, local in (extra_files or {}).items():
             (staging / path_in_repo).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(local, staging / path_in_repo)
+        for path_in_repo, text in (texts or {}).items():
+            (staging / path_in_repo).write_text(text, encoding="utf-8")
         try:
             api.create_repo(repo_id, private=private, exist_ok=True)
             if branch:

@@ -221,3 +221,51 @@ def test_resume_from_the_hub_refuses_a_folder_of_other_files(hub, books, tmp_pat
     assert train_main(["--resume", "hub:alice/r", "--data", str(books), "--out", str(mine)]) == 1
     assert "holds files that are not a training run's" in capsys.readouterr().err
     assert sorted(p.name for p in mine.iterdir()) == ["thesis.tex"]
+
+
+def test_push_without_a_token_writes_nothing_locally(hub, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from gpt40k import push
+
+    monkeypatch.delenv("HF_TOKEN")
+    folder = tmp_path / "shipped"
+    shutil.copytree(ROOT / "checkpoints" / sorted(p.name for p in (ROOT / "checkpoints").iterdir())[0], folder)
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert push.main([str(folder), "alice/x"]) == 1
+    assert "no Hugging Face token found" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+
+
+def test_push_from_a_read_only_folder(hub, trained_run, tmp_path, capsys):
+    """Kaggle's /kaggle/input: the card is made in the upload's staging copy, never in the folder."""
+    import shutil
+
+    from gpt40k import push
+
+    ro = tmp_path / "input"
+    shutil.copytree(trained_run, ro)
+    before = {p: p.read_bytes() for p in ro.rglob("*") if p.is_file()}
+    for p in [*ro.rglob("*"), ro]:
+        p.chmod(0o555 if p.is_dir() else 0o444)
+    try:
+        assert push.main([str(ro), "alice/from-input"]) == 0
+    finally:
+        for p in [ro, *ro.rglob("*")]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+    card = hub.files("alice/from-input")["README.md"].decode()
+    assert "python app.py --model alice/from-input" in card and "loss_curve.png" in hub.files("alice/from-input")
+    assert {p: p.read_bytes() for p in ro.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["{missing}"], "is not a folder"),
+    (["{run}", "--note-file", "{missing}"], "--note-file"),
+])
+def test_card_command_messages(trained_run, tmp_path, capsys, args, message):
+    from gpt40k import card
+
+    args = [a.format(run=trained_run, missing=tmp_path / "nope.md") for a in args]
+    assert card.main(args) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -7,9 +7,10 @@ $(PY):
 	$(PY) -m pip install -q --upgrade pip
 
 # torch first, pinned: the tests' version (a CPU build where one lies on the machine); then the rest.
-$(VENV)/.installed: requirements.txt requirements-train.txt requirements-dev.txt | $(PY)
+$(VENV)/.installed: requirements.txt requirements-train.txt requirements-dev.txt pyproject.toml | $(PY)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -e .  # `import gpt40k` and the gpt40k-* commands from any folder
 	touch $@
 
 demo: $(VENV)/.installed

@@ -20,11 +20,10 @@ import tempfile
 from pathlib import Path
 
 from .errors import GPT40kError
+from .files import CARD_FILE, CHECKPOINT_FILES, CONFIG_FILE, CURVE_FILE, SNAPSHOT_INFO_FILE, SNAPSHOTS_DIR
 from .hub import HubError, _push_error, parse_repo_ref, write_api
+from .project import PACKAGE_DIR, SHIPPED_MODELS, SPACE_FILES, checkpoints_dir, project_root
 
-ROOT = Path(__file__).resolve().parents[1]
-# What the Space runs: paths relative to the repository root (folders are copied whole, minus caches).
-SPACE_FILES = ["app.py", "requirements.txt", "requirements-train.txt", "gpt40k", "checkpoints", ".gitattributes"]
 HARDWARE = ["cpu-basic", "cpu-upgrade", "zero-a10g", "t4-small", "t4-medium", "l4x1", "a10g-small", "a10g-large"]
 SPACE_BODY = """
 # GPT-40k
@@ -34,9 +33,18 @@ attention head looks at. Made with GPT-40k, a kit to train one on your own books
 """
 
 
+def _root() -> Path:
+    root = project_root()
+    if root is None:
+        raise GPT40kError("this installation of gpt40k holds no app.py and requirements.txt to deploy (it was "
+                          "installed without them): deploy from a clone of the GPT-40k repository, or reinstall "
+                          "it with pip install from a wheel or the repository")
+    return root
+
+
 def space_readme(model: str | None) -> str:
     """The Space's README: this repository's front matter (the one source of truth), its model listed."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = (_root() / "README.md").read_text(encoding="utf-8")
     match = re.match(r"\A---\n(.*?)\n---\n", text, re.S)
     if not match:
         raise GPT40kError("README.md has no front matter to configure the Space with")
@@ -46,14 +54,29 @@ def space_readme(model: str | None) -> str:
     return f"---\n{front}\n---\n{SPACE_BODY}"
 
 
+def _copy_checkpoint(src: Path, dest: Path) -> None:
+    """A shipped checkpoint's own files and its snapshots' (nothing else a user may keep beside them)."""
+    dest.mkdir(parents=True)
+    for name in (*CHECKPOINT_FILES, CARD_FILE, CURVE_FILE):
+        if (src / name).is_file():
+            shutil.copyfile(src / name, dest / name)
+    for snap in sorted((src / SNAPSHOTS_DIR).glob("step-*")):
+        if (snap / SNAPSHOT_INFO_FILE).is_file():
+            _copy_checkpoint(snap, dest / SNAPSHOTS_DIR / snap.name)
+            shutil.copyfile(snap / SNAPSHOT_INFO_FILE, dest / SNAPSHOTS_DIR / snap.name / SNAPSHOT_INFO_FILE)
+
+
 def stage(folder: Path, model: str | None) -> list[str]:
-    """Copy what the Space needs into ``folder``; return the files, relative paths, sorted."""
+    """Copy what the Space needs into ``folder``; return the files, relative paths, sorted: app.py,
+    requirements.txt, the gpt40k package (as installed here) and the shipped checkpoints."""
+    root = _root()
     for name in SPACE_FILES:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, folder / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        elif src.exists():
-            shutil.copyfile(src, folder / name)
+        if (root / name).is_file():
+            shutil.copyfile(root / name, folder / name)
+    shutil.copytree(PACKAGE_DIR, folder / "gpt40k", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in SHIPPED_MODELS:
+        if (checkpoints_dir() / name / CONFIG_FILE).is_file():
+            _copy_checkpoint(checkpoints_dir() / name, folder / "checkpoints" / name)
     (folder / "README.md").write_text(space_readme(model), encoding="utf-8")
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 

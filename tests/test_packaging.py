@@ -2,6 +2,7 @@
 
 import importlib
 import tomllib
+from pathlib import PurePosixPath
 
 from conftest import ROOT
 
@@ -20,3 +21,34 @@ def test_the_live_view_files_are_package_data():
     patterns = config["package-data"]["gpt40k.app"]
     assert patterns == ["static/*"] and {p.name for p in (ROOT / "gpt40k/app/static").iterdir()} == {
         "live.html", "live.css", "live.js"}
+
+
+def requirement_lines(name: str) -> list[str]:
+    lines = [ln.split("#")[0].strip() for ln in (ROOT / name).read_text().splitlines()]
+    return [ln for ln in lines if ln]
+
+
+def test_requirements_txt_stands_alone_and_agrees_with_the_package():
+    """Spaces install requirements.txt mounted alone: no `-r`; the same pins as pyproject and requirements-train."""
+    space = requirement_lines("requirements.txt")
+    train = requirement_lines("requirements-train.txt")
+    assert not any(ln.startswith("-") for ln in space)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert train == project["dependencies"]
+    assert space == train + project["optional-dependencies"]["app"]
+
+
+def test_the_wheel_carries_the_space_files_and_every_shipped_checkpoint_file():
+    from gpt40k.project import SHIPPED_MODELS, SPACE_FILES
+
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    assert set(data["share/gpt40k"]) == {*SPACE_FILES, "README.md"}
+    listed = set()
+    for target, patterns in data.items():
+        for pattern in patterns:
+            listed |= {p for p in ROOT.glob(pattern) if p.is_file()}
+            assert all(target == str(PurePosixPath("share/gpt40k") / p.parent.relative_to(ROOT).as_posix())
+                       for p in ROOT.glob(pattern)), pattern
+    shipped = {p for name in SHIPPED_MODELS for p in (ROOT / "checkpoints" / name).rglob("*") if p.is_file()}
+    assert shipped and shipped <= listed
+    assert {p.name for p in (ROOT / "checkpoints").iterdir()} == set(SHIPPED_MODELS)  # nothing unshipped committed

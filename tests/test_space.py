@@ -70,22 +70,6 @@ def test_deploy_without_network_is_a_clear_error(hub, monkeypatch, capsys):
     assert "could not be reached" in capsys.readouterr().err
 
 
-def test_the_app_is_decorated_for_zerogpu_and_serves_on_cpu_without_it():
-    """With `spaces` installed (requirements.txt), every generation entry point goes through spaces.GPU;
-    off ZeroGPU it returns the function itself, which is why every app test here runs on the CPU."""
-    import inspect
-
-    import spaces
-
-    from gpt40k.app import page
-
-    assert page.spaces is spaces and not spaces.config.Config.zero_gpu
-    plain = lambda: None  # noqa: E731
-    assert page.on_gpu(plain) is plain
-    source = inspect.getsource(page)
-    assert source.count("@on_gpu") + source.count("= on_gpu(") == 5  # write, branch, compare, timeline, the API
-
-
 def test_a_failure_after_the_upload_says_what_is_done_and_what_is_not(hub, monkeypatch, capsys):
     import huggingface_hub
 
@@ -97,3 +81,24 @@ def test_a_failure_after_the_upload_says_what_is_done_and_what_is_not(hub, monke
     err = capsys.readouterr().err
     assert "the files are uploaded, but setting the Space variable GPT40K_MODEL failed" in err
     assert "app.py" in hub.files("spaces/alice/demo")
+
+
+def test_deploy_uploads_only_the_shipped_checkpoints(hub, tmp_path, monkeypatch):
+    """A user's own models kept in checkpoints/ stay local; the shipped ones go up with their snapshots."""
+    import shutil
+
+    from conftest import ROOT
+    from gpt40k.project import SHIPPED_MODELS
+
+    folder = tmp_path / "checkpoints"
+    for name in SHIPPED_MODELS:
+        shutil.copytree(ROOT / "checkpoints" / name, folder / name)
+    shutil.copytree(ROOT / "checkpoints" / SHIPPED_MODELS[0], folder / "my-own-model")
+    (folder / SHIPPED_MODELS[0] / "notes.txt").write_text("mine")
+    monkeypatch.setattr(space, "checkpoints_dir", lambda: folder)
+    assert space.main(["deploy", "alice/demo"]) == 0
+    names = set(hub.files("spaces/alice/demo"))
+    assert not any("my-own-model" in n or n.endswith("notes.txt") for n in names)
+    shipped = {str(p.relative_to(ROOT)) for name in SHIPPED_MODELS for p in (ROOT / "checkpoints" / name).rglob("*")
+               if p.is_file()}
+    assert shipped <= names

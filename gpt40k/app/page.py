@@ -15,16 +15,11 @@ from ..tokenizer import MAX_PROMPT_CHARS
 from .registry import LoadedModel, ModelRegistry
 from .request import GenerationRequest, LIMITS
 from .stepstream import end_message, start_message, step_message
-from .transcript import TIME_BUDGET_S, generate
+from .transcript import generate
+from .transcript import generate as write_steps
+from .zerogpu import gpu_function, zero_gpu_active
 
 log = logging.getLogger("gpt40k.app")
-try:  # ZeroGPU Spaces attach a GPU only inside functions decorated with @spaces.GPU (generators too);
-    import spaces  # off ZeroGPU the decorator returns the function unchanged
-
-    on_gpu = spaces.GPU(duration=TIME_BUDGET_S)
-except ImportError:
-    def on_gpu(fn):
-        return fn
 STATIC = Path(__file__).with_name("static")
 EXAMPLES = ["In the grim darkness of the far future", "The Emperor protects", "Brother-Captain, the walls",
             "And the daemon spoke:", "Sing, O Muse, of the wrath", "It was on the dark night"]
@@ -82,7 +77,15 @@ def _error(message: str) -> dict:
     return {"kind": "error", "message": message}
 
 
+def gpu_decorator(registry: ModelRegistry):
+    """Handlers run under ``@spaces.GPU`` only where the registry put the models on a ZeroGPU GPU."""
+    if registry.device != "cuda" or not zero_gpu_active():
+        return lambda chars_arg: (lambda fn: fn)
+    return lambda chars_arg: (lambda fn: gpu_function(fn, chars_arg))
+
+
 def make_handlers(registry: ModelRegistry):
+    on_gpu = gpu_decorator(registry)
     def write_with(model_name, prompt, max_new, temperature, top_k, top_p, seed):
         try:
             lm = registry.get(model_name)
@@ -91,9 +94,9 @@ def make_handlers(registry: ModelRegistry):
             return
         yield from stream_run(lm, GenerationRequest(prompt, max_new, temperature, top_k, top_p, seed))
 
-    write = on_gpu(write_with)
+    write = on_gpu(2)(write_with)
 
-    @on_gpu
+    @on_gpu(1)
     def branch(model_name, max_new, temperature, top_k, top_p, seed, evt: gr.EventData):
         """The page asks: continue ``text`` + ``char`` (a candidate the visitor clicked)."""
         data = getattr(evt, "_data", None) or {}
@@ -113,7 +116,7 @@ def make_handlers(registry: ModelRegistry):
         req = GenerationRequest("", max_new, temperature, top_k, top_p, seed)
         yield from stream_run(lm, req, branch=(text, char), keep=keep)
 
-    @on_gpu
+    @on_gpu(3)
     def compare(name_a, name_b, prompt, max_new, temperature, seed):
         """Both models, the same prompt and seed, streamed side by side."""
         texts, notes = ["", ""], []
@@ -135,7 +138,7 @@ def make_handlers(registry: ModelRegistry):
             return
         yield texts[0], texts[1], _notes_md(notes)
 
-    @on_gpu
+    @on_gpu(3)
     def timeline(model_name, label, prompt, max_new, temperature, seed):
         entries = dict(registry.timeline(model_name))
         yield from write_with(entries.get(label, model_name), prompt, max_new, temperature, 0, 1.0, seed)
@@ -165,22 +168,32 @@ def _notes_md(notes: list[str]) -> str:
 
 
 def api_generate(registry: ModelRegistry):
-    @on_gpu
-    def generate_text(prompt: str, max_new_chars: int = 300, temperature: float = 0.8, top_k: int = 0,
-                      top_p: float = 1.0, seed: int = 0) -> Iterator[dict]:
-        """Continue ``prompt`` with the page's default model. Streams {"text": ..., "notes": [...]}:
-        the text so far (prompt included, as cleaned) and what was changed in the request and why."""
+    @gpu_decorator(registry)(1)
+    def generate(prompt: str, max_new_chars: int = 300, temperature: float = 0.8, top_k: int = 0,
+                 top_p: float = 1.0, seed: int = 0) -> Iterator[dict]:
+        """Continue a prompt with GPT-40k's character-level model, one character at a time. Streams
+        {"text": ..., "notes": [...]}: the text so far (prompt included, as cleaned) and what was
+        changed in the request and why.
+
+        Args:
+            prompt: the text to continue, in the voice of the model's books
+            max_new_chars: how many characters to write (1-2000)
+            temperature: 0 is greedy; higher is more random (0-2)
+            top_k: sample from the k likeliest characters only (0: all)
+            top_p: sample from the likeliest characters that make up this much probability (1: all)
+            seed: the same seed and settings write the same text
+        """
         lm = registry.get(registry.default)
         req = GenerationRequest(prompt, max_new_chars, temperature, top_k, top_p, seed)
         last, transcript = 0.0, None
-        for transcript, _ in generate(lm.model, lm.tokenizer, req):
+        for transcript, _ in write_steps(lm.model, lm.tokenizer, req):
             if time.monotonic() - last >= YIELD_EVERY_S:
                 last = time.monotonic()
                 yield {"text": transcript.text, "notes": list(transcript.notes)}
         if transcript is not None:
             yield {"text": transcript.text, "notes": list(transcript.notes)}
 
-    return generate_text
+    return generate
 
 
 def build_ui(registry: ModelRegistry) -> gr.Blocks:

@@ -18,10 +18,11 @@ from ..files import CARD_FILE, CURVE_FILE, SNAPSHOT_INFO_FILE, SNAPSHOTS_DIR
 from ..errors import GPT40kError
 from ..hub import find_checkpoint
 from ..model import GPT
+from ..project import SHIPPED_MODELS, checkpoints_dir
+from .zerogpu import use_gpu, zero_gpu_active
 from ..tokenizer import CharTokenizer
 
 log = logging.getLogger("gpt40k.app")
-SHIPPED_DIR = Path(__file__).resolve().parents[2] / "checkpoints"
 
 
 @dataclass
@@ -76,6 +77,7 @@ class ModelRegistry:
     loaded: dict[str, LoadedModel] = field(default_factory=dict)
     warning: str | None = None
     default: str | None = None
+    device: str = field(default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu")  # choose_device
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, name: str, source: str) -> None:
@@ -90,13 +92,16 @@ class ModelRegistry:
                     self.sources[f"{name} @ {s.label}"] = s.source
                 log.info("%s: %d training snapshots (up to step %d)", name, len(snaps), final_step)
 
-    def add_shipped(self, folder: Path = SHIPPED_DIR) -> None:
-        for candidate in sorted(folder.iterdir()) if folder.is_dir() else []:
+    def add_shipped(self, folder: Path | None = None) -> None:
+        """The shipped checkpoints in their order (the first is the default), then any others kept there."""
+        folder = folder or checkpoints_dir()
+        others = sorted(p.name for p in folder.iterdir() if p.name not in SHIPPED_MODELS) if folder.is_dir() else []
+        for name in [*SHIPPED_MODELS, *others]:
             try:
-                find_checkpoint(candidate)
+                find_checkpoint(folder / name)
             except GPT40kError:
                 continue
-            self.add(candidate.name, str(candidate))
+            self.add(name, str(folder / name))
 
     def request(self, ref: str | None) -> None:
         """Make ``ref`` (a folder or user/name[@rev]) the default; on failure keep a shipped one and say why."""
@@ -117,10 +122,21 @@ class ModelRegistry:
                 self.warning = f"Could not load the model {ref!r}: {e} The page uses the shipped checkpoint instead."
                 log.warning(self.warning)
         if not self.sources:
-            raise GPT40kError(f"no model to show: {SHIPPED_DIR} holds no checkpoint and none was given with "
-                              "--model or GPT40K_MODEL")
+            raise GPT40kError(f"no model to show: {checkpoints_dir()} holds no checkpoint and none was given with "
+                              "--model or GPT40K_MODEL (a checkpoint folder, or a Hub model user/name)")
         self.default = next(iter(self.sources))
         self.get(self.default)
+
+    def choose_device(self) -> str:
+        """On a ZeroGPU Space, the CPU unless the default model is large enough that a GPU attached per
+        call is faster (zerogpu.use_gpu); elsewhere a GPU when there is one. Loaded models move there."""
+        if zero_gpu_active() and self.default in self.loaded:
+            n_params = self.loaded[self.default].model.num_parameters()
+            self.device = "cuda" if use_gpu(n_params) else "cpu"
+            log.info("ZeroGPU: %s parameters, running on the %s", f"{n_params:,}", self.device.upper())
+        for lm in self.loaded.values():
+            lm.model.to(self.device)
+        return self.device
 
     def _add_hub_branches(self, ref: str) -> None:
         """Offer the step-N branches that --push-every made, to compare early and late models."""
@@ -140,8 +156,7 @@ class ModelRegistry:
                 self.sources[f"{ref} @ {snap.label}"] = snap.source
 
     def load(self, name: str, source: str) -> LoadedModel:
-        # On a GPU when there is one (ZeroGPU Spaces too: there CUDA is attached per call, see page.on_gpu).
-        ckpt = load(source, device="cuda" if torch.cuda.is_available() else "cpu")
+        ckpt = load(source, device=self.device)
         self.loaded[name] = LoadedModel(name, ckpt.model, ckpt.tokenizer, ckpt.folder)
         return self.loaded[name]
 

@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 
 from .errors import CheckpointError
-from .files import SNAPSHOT_INFO_FILE, STATE_FILE, TOKENIZER_FILE, atomic_folder, disk_errors, write_json
+from .files import (SNAPSHOT_INFO_FILE, STATE_FILE, TOKENIZER_FILE, atomic_folder, checked_file, disk_errors,
+                    write_json)
 from .hub import locate
 from .model import GPT, read_model, write_model
 from .tokenizer import CharTokenizer
@@ -73,9 +74,11 @@ def save_training_state(folder: Path, state: dict) -> None:
 def load_training_state(folder: Path) -> dict:
     """The optimizer/RNG/step state; weights_only=True, so loading it runs no pickled code."""
     path = folder / STATE_FILE
-    if not path.is_file():
+    try:
+        path = checked_file(folder, STATE_FILE)
+    except FileNotFoundError:
         raise CheckpointError(f"no {STATE_FILE} in {folder}: this checkpoint cannot be resumed "
-                              "(only the latest/ folder of a run, or a push with --push-training-state, can)")
+                              "(only the latest/ folder of a run, or a push with --push-training-state, can)") from None
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for damaged or hostile files

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 from pathlib import Path
 
 from .config import PRESETS, TrainConfig, add_config_arguments, build_config
 from .errors import ConfigError, GPT40kError
-from .files import ARGS_FILE
+from .files import ARGS_FILE, read_checked_json
 from .resume import fetch_from_hub, find_resumable
 
 PUSH_FAILED = 3  # training finished and is saved, but the upload did not happen
@@ -56,7 +55,7 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
     folder, run_dir = find_resumable(resume)
     args_path = folder / ARGS_FILE
     try:
-        saved = json.loads(args_path.read_text(encoding="utf-8"))
+        saved = read_checked_json(folder, ARGS_FILE)
         if not isinstance(saved, dict):
             raise ValueError("not a JSON object")
         saved["out"] = str(run_dir)

@@ -23,25 +23,52 @@ import torch
 
 from .checkpoint import save_checkpoint
 from .data import read_books
-from .errors import ConvertError, GPT40kError
-from .model import GPT, GPTConfig
+from .errors import CheckpointError, ConvertError, GPT40kError
+from .files import checked_file
+from .model import MAX_WEIGHT_BYTES, GPT, GPTConfig
 from .tokenizer import CharTokenizer
 
 
-def _load_torch(path: str | Path) -> dict:
+def _checked_input(path: str | Path, max_bytes: int) -> Path:
+    """A regular file of bounded size (never a device, pipe or folder), or a ConvertError."""
+    path = Path(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return checked_file(path.resolve().parent, path.resolve().name, max_bytes=max_bytes)
     except FileNotFoundError:
         raise ConvertError(f"{path} does not exist") from None
+    except CheckpointError as e:
+        raise ConvertError(str(e)) from None
+
+
+def _load_torch(path: str | Path) -> dict:
+    real = _checked_input(path, MAX_WEIGHT_BYTES)
+    try:
+        return torch.load(real, map_location="cpu", weights_only=True)
     except Exception as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]  # torch's message runs to a page
         raise ConvertError(f"{path} is not a PyTorch checkpoint that loads safely (weights only): {first}") from None
 
 
-def _finish(model: GPT, state: dict, source: str) -> GPT:
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ConvertError(f"{source}: could not map every weight (missing {missing[:4]}, unexpected {unexpected[:4]})")
+def _finish(config: GPTConfig, state: dict, source: str) -> GPT:
+    """The model, built only once every weight is known to fit: names and shapes are compared with
+    what ``config`` builds on the meta device (no memory), and every tensor must hold its own data
+    (a stride-0 "expanded" tensor stores one number yet claims gigabytes)."""
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in GPT(config).state_dict().items()}
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise ConvertError(f"{source}: {bad[:4]} are not tensors")
+    missing, unexpected = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
+    wrong = sorted(k for k in expected.keys() & state.keys() if tuple(state[k].shape) != expected[k])
+    if missing or unexpected or wrong:
+        raise ConvertError(f"{source}: the weights do not fit the model they describe (missing {missing[:4]}, "
+                           f"unexpected {unexpected[:4]}, wrong shape {wrong[:4]})")
+    hollow = [k for k, v in state.items() if v.numel() * v.element_size() > v.untyped_storage().nbytes()]
+    if hollow:
+        raise ConvertError(f"{source}: {hollow[:4]} store less data than their shape claims (expanded tensors), "
+                           "so they are no trained weights")
+    model = GPT(config)
+    model.load_state_dict(state)
     return model.eval()
 
 
@@ -76,7 +103,7 @@ def convert_seed(state: dict, tokenizer: CharTokenizer) -> GPT:
             new[f"{dst}{b}.bias"] = state[f"{src}{a}.bias"]
     for name in ("ln_f.weight", "ln_f.bias", "lm_head.weight", "lm_head.bias"):
         new[name] = state[name]
-    return _finish(GPT(config), new, "seed state_dict")
+    return _finish(config, new, "seed state_dict")
 
 
 # ---- nanoGPT ------------------------------------------------------------------------------
@@ -89,11 +116,11 @@ class _SafeUnpickler(pickle.Unpickler):
 
 
 def read_nanogpt_meta(path: str | Path) -> dict:
+    raw = _checked_input(path, 16 << 20).read_bytes()
     try:
-        meta = _SafeUnpickler(io.BytesIO(Path(path).read_bytes())).load()
-    except FileNotFoundError:
-        raise ConvertError(f"{path} does not exist") from None
-    except (pickle.UnpicklingError, EOFError, ValueError) as e:
+        meta = _SafeUnpickler(io.BytesIO(raw)).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError,
+            RecursionError, MemoryError, OverflowError, UnicodeDecodeError) as e:
         raise ConvertError(f"{path} is not a nanoGPT meta.pkl: {e}") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("itos"), dict):
         raise ConvertError(f"{path} has no itos mapping: only character-level nanoGPT models can be converted")
@@ -130,7 +157,7 @@ def convert_nanogpt(ckpt: dict, meta: dict) -> tuple[GPT, CharTokenizer]:
     if bias:
         new["ln_f.bias"] = state["transformer.ln_f.bias"]
         new["lm_head.bias"] = torch.zeros(len(tokenizer))  # nanoGPT's head never has a bias
-    return _finish(GPT(config), new, "nanoGPT ckpt.pt"), tokenizer
+    return _finish(config, new, "nanoGPT ckpt.pt"), tokenizer
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--meta", help="nanogpt: the meta.pkl of its character-level data set")
     p.add_argument("--out", required=True, help="the GPT-40k checkpoint folder to write")
     args = p.parse_args(argv)
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        print(f"error: --out {out} already exists and is not empty: convert into a new folder (nothing there is "
+              "replaced)", file=sys.stderr)
+        return 1
     try:
         if args.source == "seed":
             if not args.corpus:
@@ -156,6 +188,11 @@ def main(argv: list[str] | None = None) -> int:
         save_checkpoint(model, args.out, tokenizer)
     except GPT40kError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError, RuntimeError) as e:
+        # a damaged or hand-made checkpoint: a key, a shape or a type is not what the format has
+        print(f"error: {args.checkpoint} is not a complete {args.source} checkpoint "
+              f"({type(e).__name__}: {str(e)[:200]}); convert the file its own code saved", file=sys.stderr)
         return 1
     print(f"wrote {args.out}: {model.num_parameters():,} parameters, {len(tokenizer)} characters")
     return 0

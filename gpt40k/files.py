@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -210,3 +211,52 @@ def claim_run_folder(run_dir: Path, *, resuming: bool, overwrite: bool) -> None:
             _remove(entry)
         else:
             entry.unlink(missing_ok=True)
+
+
+# ---- reading what a checkpoint folder holds: assume the disk lies --------------------------
+KiB, MiB = 1 << 10, 1 << 20
+MAX_BYTES = {CONFIG_FILE: 64 * KiB, TOKENIZER_FILE: 4 * MiB, CARD_FILE: 1 * MiB, CURVE_FILE: 8 * MiB,
+             SNAPSHOT_INFO_FILE: 64 * KiB, ARGS_FILE: 1 * MiB, METRICS_FILE: 64 * MiB}
+
+
+def _allowed_root(folder: Path) -> Path:
+    """The folder itself, or for a download in the Hugging Face cache (files are links into
+    ``models--OWNER--NAME/blobs``) that repository's cache folder."""
+    for parent in [folder, *folder.parents]:
+        if parent.name.startswith(("models--", "spaces--", "datasets--")) and (parent / "blobs").is_dir():
+            return parent
+    return folder
+
+
+def checked_file(folder: str | Path, name: str, max_bytes: int | None = None) -> Path:
+    """``folder/name`` if it is a regular file of at most ``max_bytes`` (default: MAX_BYTES[name]) that
+    resolves inside ``folder``; otherwise a CheckpointError saying why (a FileNotFoundError if it is missing).
+    A link to /dev/zero, a FIFO, /etc/passwd or a multi-gigabyte "config" is never opened."""
+    folder = Path(folder)
+    path = folder / name
+    real = path.resolve()
+    root = _allowed_root(folder.resolve())
+    if not real.is_relative_to(root):
+        raise CheckpointError(f"{path} points outside its folder (to {real}): refused, copy the real file there")
+    try:
+        st = real.stat()
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {e.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise CheckpointError(f"{path} is not a regular file (a device, pipe or folder): refused")
+    limit = max_bytes if max_bytes is not None else MAX_BYTES.get(name)
+    if limit is not None and st.st_size > limit:
+        raise CheckpointError(f"{path} is {st.st_size:,} bytes, more than a {Path(name).name} can need "
+                              f"({limit:,}): refused")
+    return real
+
+
+def read_checked_json(folder: str | Path, name: str):
+    """The JSON in a checked file; ValueError for text that is not JSON (or nests too deeply to read)."""
+    text = checked_file(folder, name).read_text(encoding="utf-8")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("it nests too deeply to be a GPT-40k file") from None

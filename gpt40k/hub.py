@@ -27,6 +27,47 @@ from .files import (BEST_DIR, CARD_FILE, CHECKPOINT_FILES, CONFIG_FILE, LATEST_D
                     WEIGHTS_FILE, kept_copy)
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# Seconds to wait for the Hub to answer (to connect, or for the next bytes): a stalled server or network
+# becomes a message, never a hang. GPT40K_HUB_TIMEOUT changes it (a slow link: raise it).
+HUB_TIMEOUT_S = float(os.environ.get("GPT40K_HUB_TIMEOUT", "30"))
+
+
+def _bound_the_wait(request) -> None:
+    """An httpx request hook: huggingface_hub sends most requests with no timeout at all (it waits for
+    ever on a server that accepts and never answers); give each unset one HUB_TIMEOUT_S."""
+    limits = request.extensions.get("timeout") or {}
+    request.extensions["timeout"] = {k: HUB_TIMEOUT_S if limits.get(k) is None else limits[k]
+                                     for k in ("connect", "read", "write", "pool")}
+
+
+def hub_session():
+    """huggingface_hub's shared HTTP client, with every request's wait bounded."""
+    from huggingface_hub import get_session
+
+    session = get_session()
+    hooks = session.event_hooks
+    if _bound_the_wait not in hooks.get("request", []):
+        hooks.setdefault("request", []).append(_bound_the_wait)
+        session.event_hooks = hooks
+    return session
+
+
+def _timed_out(e: BaseException | None) -> bool:
+    """Whether ``e``, or an error it came from (huggingface_hub re-raises), is a timeout."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if "timeout" in type(e).__name__.lower() or "timed out" in str(e).lower():
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _unreachable(what: str, e: BaseException, token: str | None) -> str:
+    if _timed_out(e):
+        return (f"{what} failed: the Hub did not answer within {HUB_TIMEOUT_S:g} s (a stalled network or "
+                "server): try again later, or raise GPT40K_HUB_TIMEOUT")
+    return f"{what} failed, the Hub could not be reached: {type(e).__name__}: {redact(str(e), token)}"
 MODEL_FILES = [*CHECKPOINT_FILES, CARD_FILE, "*.png"]  # what a download of a model fetches
 
 
@@ -111,6 +152,7 @@ def download(repo_id: str, revision: str | None, allow_patterns: list[str], toke
         GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError)
 
     where = repo_id + (f" (revision {revision})" if revision else "")
+    hub_session()
     try:
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=allow_patterns, token=token,
                                       cache_dir=cache_dir, library_name="gpt40k"))
@@ -121,14 +163,17 @@ def download(repo_id: str, revision: str | None, allow_patterns: list[str], toke
     except RepositoryNotFoundError:
         raise HubError(f"{where} was not found on the Hub, or it is private and no valid token was given "
                        "(set HF_TOKEN or run `hf auth login`)") from None
-    except LocalEntryNotFoundError:
+    except LocalEntryNotFoundError as e:
+        if _timed_out(e):
+            raise HubError(_unreachable(f"downloading {where}", e, token)) from None
         raise HubError(f"{where} is not in the local Hugging Face cache and the Hub cannot be reached "
                        "(offline, or HF_HUB_OFFLINE=1): connect, or pass a local folder") from None
     except (HfHubHTTPError, OSError) as e:
+        if _timed_out(e):
+            raise HubError(_unreachable(f"downloading {where}", e, token)) from None
         raise HubError(f"downloading {where} failed: {redact(str(e), token)}") from None
     except Exception as e:  # httpx network errors and the like
-        raise HubError(f"downloading {where} failed, the Hub could not be reached: "
-                       f"{type(e).__name__}: {redact(str(e), token)}") from None
+        raise HubError(_unreachable(f"downloading {where}", e, token)) from None
 
 
 # ---- pushing ----------------------------------------------------------------------------
@@ -146,7 +191,7 @@ def _push_error(e: Exception, repo_id: str, token: str | None) -> HubError:
     elif isinstance(e, HfHubHTTPError):
         why = f"the Hub answered with an error: {redact(str(e), token)}"
     else:
-        why = f"the Hub could not be reached ({type(e).__name__}: {redact(str(e), token)}); check the network"
+        return HubError(_unreachable(f"pushing to {repo_id}", e, token) + ("" if _timed_out(e) else "; check the network"))
     return HubError(f"pushing to {repo_id} failed: {why}")
 
 
@@ -156,6 +201,7 @@ def write_api(token: str | None, action: str):
     from huggingface_hub import HfApi
 
     token = token or find_token()
+    hub_session()
     if not token:
         raise HubError(f"{action} failed: no Hugging Face token found. Set HF_TOKEN, run `hf auth login`, "
                        "or on Kaggle add a secret named HF_TOKEN (a token with write access)")
@@ -191,3 +237,12 @@ def push_folder(folder: str | Path, repo_id: str, *, commit_message: str, privat
         except Exception as e:  # every failure becomes a clear message; nothing local is touched
             raise _push_error(e, repo_id, token) from None
     return str(info.commit_url)
+
+
+def step_branches(repo_id: str) -> list[int]:
+    """The N of the ``step-N`` branches that --push-every made (empty when there are none or the Hub is away)."""
+    from huggingface_hub import HfApi
+
+    hub_session()
+    refs = HfApi(library_name="gpt40k").list_repo_refs(repo_id)
+    return sorted(int(b.name[5:]) for b in refs.branches if re.fullmatch(r"step-\d+", b.name))

@@ -11,7 +11,6 @@ tensors are, at each call; ``--attention math`` keeps this file's code everywher
 
 from __future__ import annotations
 
-import json
 import math
 import tempfile
 from contextlib import contextmanager
@@ -27,12 +26,14 @@ from safetensors.torch import load_file, save_file
 
 from .cpu_kernels import ByteDropout, chunked_causal_attention
 from .errors import CheckpointError, ConfigError
-from .files import CONFIG_FILE, WEIGHTS_FILE, atomic_file, disk_errors, write_json
+from .files import CONFIG_FILE, WEIGHTS_FILE, atomic_file, checked_file, disk_errors, read_checked_json, write_json
 from .generation import stream
 from .hub import locate, push_folder
 
 MODEL_TYPE = "gpt40k"
 LIMITS = {"vocab_size": 2**16, "block_size": 8192, "n_layer": 128, "n_head": 256, "n_embd": 8192}
+MAX_PARAMS = 2**30  # ~1.07 billion: the sizes together decide memory too (4 GB of fp32 weights)
+MAX_WEIGHT_BYTES = 4 * MAX_PARAMS + (1 << 20)
 KERNELS = ("auto", "math", "fused")
 
 
@@ -61,6 +62,15 @@ class GPTConfig:
         for name, limit in LIMITS.items():  # a config decides memory: refuse sizes no character model needs
             if getattr(self, name) > limit:
                 raise ConfigError(f"{name} = {getattr(self, name)} is over this project's limit of {limit}")
+        if self.num_parameters() > MAX_PARAMS:
+            raise ConfigError(f"{self.n_layer} layers of {self.n_embd} channels make {self.num_parameters():,} "
+                              f"parameters, over this project's limit of {MAX_PARAMS:,}: a smaller model")
+
+    def num_parameters(self) -> int:
+        """The model's parameter count, from the sizes alone (what GPT(config).num_parameters() gives)."""
+        C, V, bias = self.n_embd, self.vocab_size, int(self.bias)
+        block = 2 * C * (1 + bias) + (3 * C * C + 3 * C * bias) + (C * C + C * bias) + (8 * C * C + 5 * C * bias)
+        return (V + self.block_size) * C + self.n_layer * block + C * (1 + bias) + V * C + V * bias
 
     @property
     def head_size(self) -> int:
@@ -346,19 +356,20 @@ def write_model(model: GPT, folder: Path, dtype: torch.dtype | None = None) -> N
 def read_config(folder: str | Path) -> GPTConfig:
     path = Path(folder) / CONFIG_FILE
     try:
-        return GPTConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        return GPTConfig.from_dict(read_checked_json(folder, CONFIG_FILE))
     except FileNotFoundError:
         raise CheckpointError(f"no {CONFIG_FILE} in {folder}: not a GPT-40k checkpoint folder") from None
-    except (json.JSONDecodeError, ValueError, TypeError) as e:
+    except (ValueError, TypeError) as e:  # CheckpointError (refused file) is a ValueError too
         raise CheckpointError(f"{path} is not a valid GPT-40k config: {e}") from None
 
 
 def read_model(folder: Path, device: str | torch.device = "cpu") -> GPT:
     """The model of a checkpoint folder, in eval mode on ``device``, every piece checked first."""
     config = read_config(folder)
-    weights_path = folder / WEIGHTS_FILE
-    if not weights_path.is_file():
-        raise CheckpointError(f"no {WEIGHTS_FILE} in {folder}: the checkpoint is incomplete")
+    try:
+        weights_path = checked_file(folder, WEIGHTS_FILE, max_bytes=MAX_WEIGHT_BYTES)
+    except FileNotFoundError:
+        raise CheckpointError(f"no {WEIGHTS_FILE} in {folder}: the checkpoint is incomplete") from None
     check_weights_match(config, weights_path)  # before anything the size of the config is built
     with unreadable_weights(weights_path):
         state = load_file(weights_path, device=str(device))

@@ -15,8 +15,8 @@ from typing import Iterable, Literal
 
 import numpy as np
 
-from .errors import TokenizerError, UnknownCharactersError, list_chars
-from .files import TOKENIZER_FILE, write_text
+from .errors import CheckpointError, TokenizerError, UnknownCharactersError, list_chars
+from .files import TOKENIZER_FILE, read_checked_json, write_text
 from .hub import locate
 
 ENCODE_CHUNK = 1 << 22  # characters encoded at once
@@ -186,16 +186,21 @@ class CharTokenizer:
         if path.is_dir():
             path = path / TOKENIZER_FILE
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = read_checked_json(path.parent, path.name)
             vocab = data["vocab"]
             if data.get("type") != "char" or not isinstance(vocab, list):
                 raise ValueError("not a character tokenizer")
+            if not all(isinstance(c, str) and len(c) == 1 and not 0xD800 <= ord(c) <= 0xDFFF for c in vocab):
+                raise ValueError("its vocabulary holds entries that are not single characters (or are lone "
+                                 "surrogates, which no text can hold)")
             if vocab != sorted(set(vocab)):
                 raise ValueError("vocabulary is not sorted and unique")
             return cls(vocab, replacement=data.get("replacement"))
         except FileNotFoundError:
             raise TokenizerError(f"no {TOKENIZER_FILE} at {path}") from None
-        except (ValueError, KeyError, TypeError) as e:
+        except CheckpointError as e:  # not a regular file, too big, outside its folder
+            raise TokenizerError(str(e)) from None
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise TokenizerError(f"{path} is not a valid GPT-40k tokenizer file: {e}") from None
 
     def __repr__(self) -> str:

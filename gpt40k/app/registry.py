@@ -4,7 +4,6 @@ asked for with --model / GPT40K_MODEL, and its Hub step-N branches."""
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import re
 import threading
@@ -14,9 +13,9 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import load
-from ..files import CARD_FILE, CURVE_FILE, SNAPSHOT_INFO_FILE, SNAPSHOTS_DIR
-from ..errors import GPT40kError
-from ..hub import find_checkpoint
+from ..files import CARD_FILE, CURVE_FILE, SNAPSHOT_INFO_FILE, SNAPSHOTS_DIR, checked_file, read_checked_json
+from ..errors import CheckpointError, GPT40kError
+from ..hub import find_checkpoint, step_branches
 from ..model import GPT
 from ..project import SHIPPED_MODELS, checkpoints_dir
 from .zerogpu import use_gpu, zero_gpu_active
@@ -35,12 +34,18 @@ class LoadedModel:
     @property
     def card(self) -> str:
         """The model card as markdown, its loss curve inlined (a relative image link would not load)."""
-        readme = self.folder / CARD_FILE
-        if not readme.exists():
+        try:
+            raw = checked_file(self.folder, CARD_FILE).read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
             return f"## {self.name}\n\nThis checkpoint has no model card."
-        text = re.sub(r"\A---\n.*?\n---\n", "", readme.read_text(encoding="utf-8"), flags=re.S)
-        curve = self.folder / CURVE_FILE
-        inline = f"data:image/png;base64,{base64.b64encode(curve.read_bytes()).decode()}" if curve.exists() else ""
+        except (CheckpointError, OSError) as e:
+            return f"## {self.name}\n\nThe model card was not shown: {e}"
+        text = re.sub(r"\A---\n.*?\n---\n", "", raw, flags=re.S)
+        try:
+            curve = checked_file(self.folder, CURVE_FILE).read_bytes()
+        except (CheckpointError, OSError):  # missing, or refused: the card goes without its picture
+            curve = b""
+        inline = f"data:image/png;base64,{base64.b64encode(curve).decode()}" if curve.startswith(b"\x89PNG") else ""
         return re.sub(rf"!\[([^\]]*)\]\({re.escape(CURVE_FILE)}\)", (lambda m: f"![{m[1]}]({inline})") if inline else "",
                       text)
 
@@ -62,9 +67,9 @@ def find_snapshots(folder: Path) -> list[Snapshot]:
     snaps = []
     for path in sorted(base.glob("step-*")):
         try:
-            info = json.loads((path / SNAPSHOT_INFO_FILE).read_text(encoding="utf-8"))
+            info = read_checked_json(path, SNAPSHOT_INFO_FILE)
             step, val = int(info["step"]), float(info["val_loss"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, OverflowError):  # CheckpointError is a ValueError
             continue
         snaps.append(Snapshot(f"step {step:,} · val loss {val:.3f}", str(path), step))
     return snaps
@@ -143,10 +148,7 @@ class ModelRegistry:
         if Path(ref).exists() or "@" in ref:
             return
         try:
-            from huggingface_hub import HfApi
-
-            refs = HfApi().list_repo_refs(ref)
-            steps = sorted(int(b.name[5:]) for b in refs.branches if re.fullmatch(r"step-\d+", b.name))
+            steps = step_branches(ref)
         except Exception as e:
             log.info("no Hub branches listed for %s: %s", ref, e)
             return

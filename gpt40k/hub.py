@@ -78,9 +78,10 @@ def find_checkpoint(path: str | Path) -> Path:
     if not path.exists():
         raise CheckpointError(f"{path} does not exist")
     best, latest = path / BEST_DIR, path / LATEST_DIR
-    for candidate in (path, best, latest, kept_copy(best), kept_copy(latest)):
-        if (candidate / CONFIG_FILE).is_file():
-            return candidate
+    # a kept copy of best/ is the complete best checkpoint (a kill between two renames): before latest/
+    for candidate in (path, best, kept_copy(best), latest, kept_copy(latest)):
+        if (candidate / CONFIG_FILE).exists():  # not is_file(): a config that is no regular file is refused
+            return candidate                   # with its reason when it is read (files.checked_file)
     raise CheckpointError(
         f"{path} holds no GPT-40k checkpoint: expected {CONFIG_FILE} and {WEIGHTS_FILE} in it, "
         f"or a run folder with {BEST_DIR}/ or {LATEST_DIR}/")

@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.chars < 0:
             raise ConfigError(f"--chars must not be negative, got {args.chars}")
+        if args.seed is not None and not 0 <= args.seed < 2**63:
+            raise ConfigError(f"--seed must be between 0 and 2**63 - 1, got {args.seed}")
         check_sampling(args.temperature, args.top_k, args.top_p)
         device = resolve_device(args.device)
         ckpt = load(args.checkpoint, device=device)

@@ -46,7 +46,8 @@ def stop(proc):
 
 @pytest.fixture(scope="module")
 def app_proc(trained_run):
-    proc, url = start_app("--model", str(trained_run))
+    # As on a Space: behind a proxy, visitors are told apart by the X-Forwarded-For address it adds
+    proc, url = start_app("--model", str(trained_run), GPT40K_BEHIND_PROXY="1")
     yield proc, url
     stop(proc)
 
@@ -106,8 +107,9 @@ def test_out_of_range_numbers_are_clamped_with_notes(client):
 def test_sixteen_concurrent_clients_get_their_own_reproducible_text(app, client):
     from gradio_client import Client
 
-    def one(seed):
-        c = Client(app, verbose=False, analytics_enabled=False, download_files=False)
+    def one(seed):  # sixteen visitors, each from an address of its own
+        c = Client(app, verbose=False, analytics_enabled=False, download_files=False,
+                   headers={"X-Forwarded-For": f"198.51.100.{seed + 1}"})
         return text(c, "The", 60, 1.0, 0, 1.0, seed)
 
     with concurrent.futures.ThreadPoolExecutor(16) as pool:

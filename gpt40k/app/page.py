@@ -17,6 +17,7 @@ from .request import GenerationRequest, LIMITS
 from .stepstream import end_message, start_message, step_message
 from .transcript import generate
 from .transcript import generate as write_steps
+from .limits import MAX_RUNNING, ClientLimits
 from .zerogpu import gpu_function, zero_gpu_active
 
 log = logging.getLogger("gpt40k.app")
@@ -84,8 +85,14 @@ def gpu_decorator(registry: ModelRegistry):
     return lambda chars_arg: (lambda fn: gpu_function(fn, chars_arg))
 
 
-def make_handlers(registry: ModelRegistry):
+BUSY = (f"You already have {MAX_RUNNING} texts being written: wait for one to finish (or stop it), then "
+        "try again.")
+
+
+def make_handlers(registry: ModelRegistry, limits: ClientLimits | None = None):
     on_gpu = gpu_decorator(registry)
+    fair = (limits or ClientLimits()).fair
+
     def write_with(model_name, prompt, max_new, temperature, top_k, top_p, seed):
         try:
             lm = registry.get(model_name)
@@ -94,10 +101,14 @@ def make_handlers(registry: ModelRegistry):
             return
         yield from stream_run(lm, GenerationRequest(prompt, max_new, temperature, top_k, top_p, seed))
 
-    write = on_gpu(2)(write_with)
+    @fair(_error(BUSY))
+    @on_gpu(2)
+    def write(model_name, prompt, max_new, temperature, top_k, top_p, seed, request: gr.Request = None):
+        yield from write_with(model_name, prompt, max_new, temperature, top_k, top_p, seed)
 
+    @fair(_error(BUSY))
     @on_gpu(1)
-    def branch(model_name, max_new, temperature, top_k, top_p, seed, evt: gr.EventData):
+    def branch(model_name, max_new, temperature, top_k, top_p, seed, evt: gr.EventData, request: gr.Request = None):
         """The page asks: continue ``text`` + ``char`` (a candidate the visitor clicked)."""
         data = getattr(evt, "_data", None) or {}
         text, char, keep = data.get("text"), data.get("char"), data.get("keep")
@@ -116,8 +127,9 @@ def make_handlers(registry: ModelRegistry):
         req = GenerationRequest("", max_new, temperature, top_k, top_p, seed)
         yield from stream_run(lm, req, branch=(text, char), keep=keep)
 
+    @fair(("", "", f"⚠️ {BUSY}"))
     @on_gpu(3)
-    def compare(name_a, name_b, prompt, max_new, temperature, seed):
+    def compare(name_a, name_b, prompt, max_new, temperature, seed, request: gr.Request = None):
         """Both models, the same prompt and seed, streamed side by side."""
         texts, notes = ["", ""], []
         try:
@@ -138,8 +150,9 @@ def make_handlers(registry: ModelRegistry):
             return
         yield texts[0], texts[1], _notes_md(notes)
 
+    @fair(_error(BUSY))
     @on_gpu(3)
-    def timeline(model_name, label, prompt, max_new, temperature, seed):
+    def timeline(model_name, label, prompt, max_new, temperature, seed, request: gr.Request = None):
         entries = dict(registry.timeline(model_name))
         yield from write_with(entries.get(label, model_name), prompt, max_new, temperature, 0, 1.0, seed)
 
@@ -167,10 +180,11 @@ def _notes_md(notes: list[str]) -> str:
     return "\n\n".join(f"ℹ️ {n}" for n in notes)
 
 
-def api_generate(registry: ModelRegistry):
+def api_generate(registry: ModelRegistry, limits: ClientLimits | None = None):
+    @(limits or ClientLimits()).fair({"text": "", "notes": [BUSY]})
     @gpu_decorator(registry)(1)
     def generate(prompt: str, max_new_chars: int = 300, temperature: float = 0.8, top_k: int = 0,
-                 top_p: float = 1.0, seed: int = 0) -> Iterator[dict]:
+                 top_p: float = 1.0, seed: int = 0, request: gr.Request = None) -> Iterator[dict]:
         """Continue a prompt with GPT-40k's character-level model, one character at a time. Streams
         {"text": ..., "notes": [...]}: the text so far (prompt included, as cleaned) and what was
         changed in the request and why.
@@ -196,8 +210,9 @@ def api_generate(registry: ModelRegistry):
     return generate
 
 
-def build_ui(registry: ModelRegistry) -> gr.Blocks:
-    write, branch, compare, timeline, switch_model = make_handlers(registry)
+def build_ui(registry: ModelRegistry, limits: ClientLimits | None = None) -> gr.Blocks:
+    limits = limits or ClientLimits()
+    write, branch, compare, timeline, switch_model = make_handlers(registry, limits)
     default = registry.get(registry.default)
     labels = [label for label, _ in registry.timeline(registry.default)]
     with gr.Blocks(title="GPT-40k: watch a tiny GPT think") as demo:
@@ -274,5 +289,5 @@ def build_ui(registry: ModelRegistry) -> gr.Blocks:
         tl_stop.click(None, cancels=[tl_run, tl_change], queue=False, api_visibility="private")
         cmp_btn.click(compare, [model_a, model_b, cmp_prompt, cmp_chars, cmp_temp, cmp_seed], [out_a, out_b, cmp_notes],
                       concurrency_id="page", api_visibility="private")
-        gr.api(api_generate(registry), api_name="generate", concurrency_id="api", concurrency_limit=2)
+        gr.api(api_generate(registry, limits), api_name="generate", concurrency_id="api", concurrency_limit=4)  # > MAX_RUNNING: one client never holds them all
     return demo

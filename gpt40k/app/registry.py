@@ -7,6 +7,7 @@ import base64
 import logging
 import re
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from .zerogpu import use_gpu, zero_gpu_active
 from ..tokenizer import CharTokenizer
 
 log = logging.getLogger("gpt40k.app")
+LOAD_WAIT_S = 120.0  # a visitor waiting for another's load of the same model gives up after this
 
 
 @dataclass
@@ -83,7 +85,8 @@ class ModelRegistry:
     warning: str | None = None
     default: str | None = None
     device: str = field(default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu")  # choose_device
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # guards the two dicts, never I/O
+    _loading: dict[str, Future] = field(default_factory=dict, repr=False)
 
     def add(self, name: str, source: str) -> None:
         self.sources[name] = source
@@ -159,13 +162,33 @@ class ModelRegistry:
 
     def load(self, name: str, source: str) -> LoadedModel:
         ckpt = load(source, device=self.device)
-        self.loaded[name] = LoadedModel(name, ckpt.model, ckpt.tokenizer, ckpt.folder)
-        return self.loaded[name]
+        lm = LoadedModel(name, ckpt.model, ckpt.tokenizer, ckpt.folder)
+        with self._lock:
+            self.loaded[name] = lm
+        return lm
 
     def get(self, name: str | None) -> LoadedModel:
+        """The model ``name`` (else the default), loaded once. No lock is held while a model loads: a
+        slow or stuck load (a Hub branch, a damaged disk) delays only the visitors who asked for that model."""
         name = name if name in self.sources else self.default
-        with self._lock:  # two visitors asking for the same model load it once
-            return self.loaded.get(name) or self.load(name, self.sources[name])
+        with self._lock:
+            if name in self.loaded:
+                return self.loaded[name]
+            pending, mine = self._loading.get(name), name not in self._loading
+            if mine:
+                pending = self._loading[name] = Future()
+        if not mine:  # another visitor is loading it: wait for that load, not for a second one
+            return pending.result(timeout=LOAD_WAIT_S)
+        try:
+            lm = self.load(name, self.sources[name])
+            pending.set_result(lm)
+            return lm
+        except BaseException as e:
+            pending.set_exception(e)
+            raise
+        finally:
+            with self._lock:
+                self._loading.pop(name, None)
 
     @property
     def choices(self) -> list[str]:

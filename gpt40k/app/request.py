@@ -47,3 +47,29 @@ def clamp_request(req: GenerationRequest) -> tuple[GenerationRequest, list[str]]
             value = 0.0
         values[name] = int(round(value)) if name in INTEGER_FIELDS else value
     return replace(req, **values), notes
+
+
+# What one request may cost, in attention weights computed and kept (float32): the prompt's pass
+# computes (prompt x prompt) weights per head and layer, and every position read keeps a row of up
+# to block_size weights per head and layer. The shipped model's longest request (256 + 2000
+# positions, 6 heads, 4 layers, a 256 window) needs 14M; a hostile checkpoint (block 8192, 16
+# heads) would need billions. Bounding the product, not each number alone, bounds memory.
+ATTENTION_BUDGET = 16_000_000  # weights: 64 MB
+
+
+def fit_to_budget(prompt_len: int, max_new: int, n_layer: int, n_head: int, block: int) -> tuple[int, int, list[str]]:
+    """(prompt characters kept, new characters allowed, notes) so that one request's attention
+    (positions x heads x layers x window) stays within ATTENTION_BUDGET."""
+    per_position = n_layer * n_head  # weights per key, for one query
+    keep, notes = prompt_len, []
+    while keep > 1 and keep * keep * per_position > ATTENTION_BUDGET // 2:  # the prompt's own pass
+        keep //= 2
+    if keep < prompt_len:
+        notes.append(f"This model attends with {n_head} heads in {n_layer} layers over {block} characters: "
+                     f"only the prompt's last {keep} characters were read, so one request stays within memory.")
+    window = min(block, keep + max_new)
+    allowed = max(1, min(max_new, ATTENTION_BUDGET // max(1, per_position * window) - keep))
+    if allowed < max_new:
+        notes.append(f"This model's attention is large ({n_head} heads x {n_layer} layers x {window} positions): "
+                     f"writing {allowed} characters rather than {max_new}, so one request stays within memory.")
+    return keep, allowed, notes

@@ -15,7 +15,10 @@ except ImportError:
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 
+from starlette.middleware import Middleware  # noqa: E402
+
 from ..errors import GPT40kError
+from .limits import BodyLimit, ClientLimits
 from .page import build_ui, page_css
 from .registry import ModelRegistry
 
@@ -71,14 +74,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     registry.choose_device()
     log.info("serving %s on the %s", registry.default, registry.device.upper())
-    demo = build_ui(registry)
+    limits = ClientLimits()
+    demo = build_ui(registry, limits)
     demo.queue(max_size=64, default_concurrency_limit=4)
     # System fonts: the page loads nothing from outside the server (Spaces, offline machines).
     theme = gr.themes.Soft(primary_hue="red", neutral_hue="stone", font=["ui-sans-serif", "system-ui", "sans-serif"],
                            font_mono=["ui-monospace", "monospace"])
     try:  # mcp_server: the `generate` API is also a tool for agents (gradio[mcp]), at /gradio_api/mcp/
         demo.launch(server_name=args.host, server_port=args.port, share=False, show_error=False, theme=theme,
-                    css=page_css(), mcp_server=mcp_available())
+                    css=page_css(), mcp_server=mcp_available(),
+                    app_kwargs={"middleware": [Middleware(BodyLimit, limits=limits)]})
     except OSError as e:  # the port is taken, or the address is not this machine's
         print(f"error: cannot serve on {args.host}:{args.port}: {e}. Give another --port, or stop what uses it")
         return 1

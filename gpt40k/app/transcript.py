@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -20,7 +20,7 @@ import torch
 from ..generation import stream
 from ..model import GPT
 from ..tokenizer import CharTokenizer
-from .request import GenerationRequest, clamp_request
+from .request import GenerationRequest, clamp_request, fit_to_budget
 
 TOP_N = 10  # candidates kept per step
 TIME_BUDGET_S = 60.0  # no request holds the model longer than this
@@ -109,7 +109,12 @@ def generate(model: GPT, tok: CharTokenizer, req: GenerationRequest, *, branch: 
         cleaned = tok.encode_prompt(branch[0] + branch[1])
         rows_first = 1
     ids, prompt = cleaned.ids, cleaned.text
-    transcript = Transcript(prompt, cleaned.notes + notes)
+    cfg = model.config
+    keep, max_new, cost_notes = fit_to_budget(len(ids), req.max_new_chars, cfg.n_layer, cfg.n_head, block)
+    if keep < len(ids):  # a branch's text or a long prompt on a model with a huge attention
+        ids, prompt, rows_first = ids[-keep:], prompt[-keep:], min(rows_first, keep)
+    req = replace(req, max_new_chars=max_new)
+    transcript = Transcript(prompt, cleaned.notes + notes + cost_notes)
     generator = torch.Generator(model.device).manual_seed(req.seed)  # per request: users never share one
     steps = stream(model, ids, req.max_new_chars, temperature=req.temperature, top_k=req.top_k or None,
                    top_p=req.top_p if req.top_p < 1 else None, generator=generator, return_attention=True)

@@ -63,7 +63,43 @@ def bad_commands(work: Path) -> list[list[str]]:
         [PY, "-m", "gpt40k.convert", "--from", "seed", str(work / "one.txt"), "--corpus", str(work / "one.txt"),
          "--out", str(work / "g")],
         [PY, "-m", "gpt40k.space", "deploy", "not a space"],
+        # issue 23's causes, each once: work a run folder holds, hostile files, numbers out of range
+        *_run_folder_cases(work, train), *_hostile_file_cases(work, sample),
+        sample + [str(SHIPPED), "--seed", "9" * 23],
+        [PY, "-m", "gpt40k.card", str(work / "nowhere")], [PY, "-m", "gpt40k.card", str(SHIPPED), "--note-file",
+                                                          str(work / "missing.md")],
+        [PY, str(ROOT / "app.py"), "--port", "-1"], [PY, str(ROOT / "app.py"), "--host", "999.999.1.1"],
+        [PY, "-m", "gpt40k.convert", "--from", "seed", "x.pth", "--corpus", "x.txt", "--out", str(work / "books")],
     ]
+
+
+def _run_folder_cases(work: Path, train: list[str]) -> list[list[str]]:
+    """The same command twice (the second must refuse to replace the first run) and a folder of other files."""
+    done = work / "done"
+    subprocess.run(train + ["--out", str(done)], capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                   cwd=ROOT, timeout=300)
+    mine = work / "mine"
+    (mine / "best").mkdir(parents=True)
+    (mine / "best" / "holiday.jpg").write_bytes(b"\xff\xd8")
+    return [train + ["--out", str(done)], train + ["--out", str(mine)], train + ["--out", str(mine), "--overwrite"]]
+
+
+def _hostile_file_cases(work: Path, sample: list[str]) -> list[list[str]]:
+    cases = []
+    for name, target in (("tokenizer.json", "/dev/zero"), ("config.json", "/etc/passwd")):
+        folder = work / f"link-{name}"
+        folder.mkdir()
+        for own in ("config.json", "model.safetensors", "tokenizer.json"):
+            shutil.copyfile(SHIPPED / own, folder / own)
+        (folder / name).unlink()
+        (folder / name).symlink_to(target)
+        cases.append(sample + [str(folder), "--chars", "3"])
+    nested = work / "nested"
+    nested.mkdir()
+    for own in ("model.safetensors", "tokenizer.json"):
+        shutil.copyfile(SHIPPED / own, nested / own)
+    (nested / "config.json").write_text("[" * 30000 + "]" * 30000)
+    return cases + [sample + [str(nested), "--chars", "3"]]
 
 
 def count_tracebacks(work: Path) -> tuple[int, int]:

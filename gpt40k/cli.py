@@ -10,7 +10,7 @@ from pathlib import Path
 from .config import PRESETS, TrainConfig, add_config_arguments, build_config
 from .errors import ConfigError, GPT40kError
 from .files import ARGS_FILE, read_checked_json
-from .resume import fetch_from_hub, find_resumable
+from .resume import carry_run, fetch_from_hub, find_resumable
 
 PUSH_FAILED = 3  # training finished and is saved, but the upload did not happen
 
@@ -59,10 +59,12 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
         if not isinstance(saved, dict):
             raise ValueError("not a JSON object")
         saved["out"] = str(run_dir)
-        return TrainConfig(**{**saved, **given}), folder
+        cfg = TrainConfig(**{**saved, **given})
     except (OSError, ValueError, TypeError) as e:  # missing, edited by hand, from another version
         raise ConfigError(f"{args_path} cannot be read as this run's arguments ({e}). Restore it, or start a "
                           "new run with --data ... --out NEW_FOLDER") from None
+    carry_run(run_dir, Path(cfg.out))  # --out elsewhere: the run's history comes along
+    return cfg, folder
 
 
 def train_main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,7 @@ its loss curve, the summary at the end, the model card and the push to the Hub."
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -109,13 +110,24 @@ class Reporter:
                                                       with_training_state=self.cfg.push_training_state))
 
     def push(self, push) -> str | None:
-        """Run a push; a failure is reported and returned, never raised: the run stays on disk."""
+        """Run a push; a failure is reported and returned, never raised: the run stays on disk. The
+        Hub client's own progress bars and log lines would break the training bar: its bars are off
+        and its log lines go through tqdm, above the bar."""
+        from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        were_disabled = are_progress_bars_disabled()
+        disable_progress_bars()
         try:
-            url = push()
+            with logging_redirect_tqdm([logging.root, logging.getLogger("huggingface_hub")]):
+                url = push()
         except HubError as e:
             self.say(f"error: {e}\nEverything is saved in {self.out}. Push it later with: "
                      f"python -m gpt40k.push {self.out} {self.cfg.push_to_hub}")
             return str(e)
+        finally:
+            if not were_disabled:
+                enable_progress_bars()
         self.say(f"pushed to the Hub: {url}")
         return None
 

@@ -13,8 +13,9 @@ import torch.distributed as dist
 
 from .checkpoint import save_training_state
 from .errors import CheckpointError
-from .files import (ARGS_FILE, BEST_DIR, CARD_FILE, CHECKPOINT_FILES, CONFIG_FILE, CURVE_FILE, LATEST_DIR,
-                    METRICS_FILE, STATE_FILE, atomic_folder, claim_run_folder, disk_errors, kept_copy, write_json)
+from .files import (ARGS_FILE, BEST_DIR, CARD_FILE, CHECKPOINT_FILES, CONFIG_FILE, CORPUS_FILE, CURVE_FILE,
+                    LATEST_DIR, METRICS_FILE, SNAPSHOTS_DIR, STATE_FILE, atomic_folder, claim_run_folder, disk_errors,
+                    holds_run, kept_copy, write_json)
 from .hub import locate_resumable, parse_repo_ref
 from .model import write_model
 
@@ -127,3 +128,20 @@ def find_resumable(path: str) -> tuple[Path, Path]:
         if (folder / STATE_FILE).is_file():
             return folder, (path if folder != path else path.parent)
     raise CheckpointError(f"{path} holds nothing to resume: expected a run folder with {LATEST_DIR}/{STATE_FILE}")
+
+
+def carry_run(src: Path, dest: Path) -> None:
+    """Resuming a run into another --out (its own folder read-only, as Kaggle's kept output under
+    /kaggle/input is): its best checkpoint, metrics, snapshots and corpus record come along, so the
+    curve, the card and the timeline go on where they were. The training state is read from ``src``."""
+    if dest.resolve() == src.resolve() or holds_run(dest):
+        return
+    claim_run_folder(dest, resuming=True, overwrite=False)
+    with disk_errors(dest / BEST_DIR):
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in (METRICS_FILE, CORPUS_FILE, CURVE_FILE):
+            if (src / name).is_file():
+                shutil.copyfile(src / name, dest / name)
+        for name in (BEST_DIR, SNAPSHOTS_DIR):
+            if (src / name).is_dir():
+                shutil.copytree(src / name, dest / name)

@@ -269,3 +269,24 @@ def test_card_command_messages(trained_run, tmp_path, capsys, args, message):
     assert card.main(args) == 1
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_a_push_during_training_keeps_the_progress_bar_whole(tmp_path, capsys):
+    """The Hub client's own bars are off while the trainer pushes, and its log lines go above the bar."""
+    import logging
+
+    from huggingface_hub.utils import are_progress_bars_disabled
+
+    from gpt40k.reporting import Reporter
+
+    seen = {}
+
+    def push():
+        seen["bars off"] = are_progress_bars_disabled()
+        logging.getLogger("huggingface_hub").warning("a line from the client")
+        return "http://hub/commit/1"
+
+    reporter = Reporter(tmp_path, types.SimpleNamespace(push_to_hub="alice/x"), print)
+    was = are_progress_bars_disabled()
+    assert reporter.push(push) is None
+    assert seen["bars off"] and are_progress_bars_disabled() == was

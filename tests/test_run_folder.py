@@ -152,3 +152,18 @@ def test_a_wrong_type_in_train_args_is_a_message(books, tmp_path, capsys):
         assert train_main(["--resume", str(out)]) == 1
         err = capsys.readouterr().err
         assert "cannot be read as this run's arguments" in err and "Traceback" not in err, edit
+
+
+def test_resume_from_a_read_only_copy_into_another_folder(books, tmp_path):
+    """Kaggle's second session: the kept output is under /kaggle/input (read-only); --out is /kaggle/working."""
+    import hashlib
+
+    kept = tmp_path / "input" / "run1"
+    assert train_main(tiny_args(books, kept, max_iters=20, eval_interval=10, snapshot_every=10)) == 0
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in kept.rglob("*") if p.is_file()}
+    out = tmp_path / "working" / "run1"
+    assert train_main(["--resume", str(kept), "--out", str(out), "--max-iters", "30"]) == 0
+    assert [m["step"] for m in read_metrics(out / "metrics.jsonl")] == [0, 10, 20, 30]  # the curve goes on
+    assert (out / "snapshots/step-000010").is_dir() and (out / "best/config.json").is_file()
+    assert load_training_state(out / "latest")["step"] == 30
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in kept.rglob("*") if p.is_file()} == before

@@ -155,8 +155,9 @@ def test_page_requests_cannot_starve_the_api(app, client):
     for i in range(8):
         body = json.dumps({"data": [None, "The" * 10_000, 10**9, 1.0, 0, 1.0, i], "fn_index": write,
                            "session_hash": f"flood{i}", "event_data": None, "trigger_id": None}).encode()
-        request = urllib.request.Request(app + "gradio_api/queue/join", data=body,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(app + "gradio_api/queue/join", data=body,  # from the attacker's address
+                                         headers={"Content-Type": "application/json",
+                                                  "X-Forwarded-For": "198.51.100.66"})
         assert "event_id" in json.loads(urllib.request.urlopen(request, timeout=10).read())
     started = time.time()
     assert len(text(client, "The", 50, 0.8, 0, 1.0, 0)) == 53

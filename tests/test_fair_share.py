@@ -63,7 +63,7 @@ def test_one_client_cannot_fill_the_queue(proxied_app):
             return e.code
 
     codes = [join(ATTACKER) for _ in range(70)]
-    assert 429 in codes and codes.count(429) >= 40  # past its share, one client is refused
+    assert codes.count(429) >= 50  # past its share of queue places (16), one client is refused
     assert join(VISITOR) != 429  # another client still gets a queue place
 
 

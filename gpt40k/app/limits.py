@@ -3,8 +3,10 @@
 - ``BodyLimit``: an ASGI middleware that refuses a request body over MAX_BODY_BYTES (413) before
   anything parses it, whether it announces its length or streams it.
 - ``ClientLimits``: per client (an address), at most MAX_RUNNING generations at once (a further one
-  is answered at once with a note, so it never holds a slot), and at most MAX_JOINS queue joins per
-  JOIN_WINDOW_S (429), so one client cannot fill the queue that the others wait in.
+  is answered at once with a note, so it never holds a slot), and at most MAX_QUEUED places in the
+  queue (a join past that gets 429), so one client cannot fill the queue that the others wait in. A
+  place is given back when its job starts; one whose job never starts (cancelled while waiting)
+  lapses after QUEUED_TTL_S.
 
 A client is its network address. Behind a proxy (Hugging Face Spaces, or GPT40K_BEHIND_PROXY=1)
 every request comes from the proxy, so the first X-Forwarded-For address is the client's.
@@ -21,7 +23,7 @@ from collections import defaultdict, deque
 
 MAX_BODY_BYTES = 1 << 20  # a prompt is cut at 100,000 characters anyway: 1 MiB of JSON holds it
 MAX_RUNNING = 2  # generations one client may have running at once (the page runs 4 in all)
-MAX_JOINS, JOIN_WINDOW_S = 20, 10.0
+MAX_QUEUED, QUEUED_TTL_S = 16, 30.0
 JOIN_PATH = "/gradio_api/queue/join"
 
 
@@ -38,22 +40,31 @@ def client_key(headers: dict[str, str], peer: str | None) -> str:
 
 
 class ClientLimits:
-    def __init__(self, max_running: int = MAX_RUNNING, max_joins: int = MAX_JOINS, window_s: float = JOIN_WINDOW_S):
-        self.max_running, self.max_joins, self.window_s = max_running, max_joins, window_s
+    def __init__(self, max_running: int = MAX_RUNNING, max_queued: int = MAX_QUEUED, ttl_s: float = QUEUED_TTL_S):
+        self.max_running, self.max_queued, self.ttl_s = max_running, max_queued, ttl_s
         self._running: dict[str, int] = defaultdict(int)
-        self._joins: dict[str, deque] = defaultdict(deque)
+        self._queued: dict[str, deque] = defaultdict(deque)  # when each of a client's waiting jobs joined
         self._lock = threading.Lock()
 
     def may_join(self, key: str) -> bool:
+        """Take a queue place for ``key``, or refuse: it holds ``max_queued`` already."""
         now = time.monotonic()
         with self._lock:
-            joins = self._joins[key]
-            while joins and now - joins[0] > self.window_s:
-                joins.popleft()
-            if len(joins) >= self.max_joins:
+            queued = self._queued[key]
+            while queued and now - queued[0] > self.ttl_s:
+                queued.popleft()
+            if len(queued) >= self.max_queued:
                 return False
-            joins.append(now)
+            queued.append(now)
             return True
+
+    def _left_queue(self, key: str) -> None:
+        with self._lock:
+            queued = self._queued.get(key)
+            if queued:
+                queued.popleft()
+            if not queued:
+                self._queued.pop(key, None)
 
     def start(self, key: str) -> bool:
         with self._lock:
@@ -75,6 +86,7 @@ class ClientLimits:
             @functools.wraps(fn)  # Gradio reads the handler's own signature (its gr.Request) through this
             def run(*args, **kwargs):
                 key = request_key(next((a for a in (*args, *kwargs.values()) if _is_request(a)), None))
+                self._left_queue(key)
                 if not self.start(key):
                     yield refused
                     return
@@ -114,8 +126,8 @@ class BodyLimit:
         if self.limits is not None and scope.get("path") == JOIN_PATH and scope.get("method") == "POST":
             key = client_key(headers, (scope.get("client") or (None,))[0])
             if not self.limits.may_join(key):
-                return await _reply(send, 429, f"Too many requests from one client: at most {self.limits.max_joins} "
-                                               f"in {self.limits.window_s:g} s. Wait a moment and try again.")
+                return await _reply(send, 429, f"Too many requests waiting from one client (at most "
+                                               f"{self.limits.max_queued}): wait for them, then try again.")
         if scope.get("method") not in ("POST", "PUT", "PATCH"):
             return await self.app(scope, receive, send)
         # Read the body here, up to the bound (whatever Content-Length said, or with none: chunked), and

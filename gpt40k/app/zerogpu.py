@@ -5,11 +5,13 @@ checks the *requested* duration against each visitor's remaining quota ("59s lef
 requested"); shorter requests also queue ahead. So each request asks for what its length needs
 (``gpu_seconds``), computed per call from its arguments, never a fixed minute.
 
-For a model this small the Space's CPU is usually the faster choice: decoding on a GPU is
-launch-bound (docs/benchmarks.md: an H100 with the recorded CUDA graph wrote 1,119-1,822
-characters/s, one thread of that machine's CPU 779-927), and every ZeroGPU call first waits for a
-GPU to be attached. ``use_gpu`` compares the two estimates for a long request; only a model large
-enough that its CPU rate falls well below the GPU's gets the GPU.
+For a model this small the Space's CPU is the faster choice: decoding on a GPU is launch-bound
+(README, Benchmarks: an H100 with the recorded CUDA graph wrote 1,119-1,822 characters/s, one
+thread of that machine's CPU 779-927), and every ZeroGPU call first waits for a GPU to be
+attached. For the page's default request (300 characters) the CPU takes ~0.4 s and the GPU
+~0.27 s plus the attach, so the CPU wins unless attaching took under ~0.1 s. ``use_gpu`` makes
+that comparison with the model's size: only a model large enough that its CPU rate falls well
+below the GPU's (the 19M-parameter ``seed-20m``: ~70 characters/s) gets the GPU.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from collections.abc import Callable
 GPU_CHARS_PER_S = 1000.0  # below the slowest H100 run with the CUDA graph (1,119 characters/s)
 CPU_CHARS_PER_S_1_8M = 750.0  # the shipped 1.87M-parameter model on one thread of the slowest CPU measured
 SHIPPED_PARAMS = 1.87e6  # decoding is bound by reading the weights: the CPU rate falls with the model's size
-ATTACH_S = 3.0  # a ZeroGPU call waits for a GPU to be attached (queue and attach): a conservative guess
+ATTACH_S = 0.5  # not measurable here; a low guess (a round trip to ZeroGPU's scheduler, the weights moved):
+# a longer attach only favours the CPU more
 MARGIN, FLOOR_S, CEILING_S = 2.0, 5, 60  # requested = clamp(FLOOR + MARGIN x the estimate); 60 s is the cap
-LONGEST_REQUEST = 2000  # characters (request.LIMITS): the request the choice is made for
+LONGEST_REQUEST = 2000  # characters (request.LIMITS)
+DEFAULT_REQUEST = 300  # the page's default length: the request the CPU-or-GPU choice is made for
 
 
 def zero_gpu_active() -> bool:
@@ -48,7 +52,7 @@ def cpu_chars_per_s(n_params: int) -> float:
     return CPU_CHARS_PER_S_1_8M * SHIPPED_PARAMS / max(n_params, 1)
 
 
-def use_gpu(n_params: int, chars: int = LONGEST_REQUEST) -> bool:
+def use_gpu(n_params: int, chars: int = DEFAULT_REQUEST) -> bool:
     """Whether a GPU attached per call writes ``chars`` characters sooner than the CPU does."""
     return ATTACH_S + chars / GPU_CHARS_PER_S < chars / cpu_chars_per_s(n_params)
 

@@ -26,9 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.page import start_app  # noqa: E402
+from gpt40k.project import default_checkpoint  # noqa: E402
 from gpt40k.runtime import describe_cpu  # noqa: E402
 
-SHIPPED = ROOT / "checkpoints" / "grimdark"
+SHIPPED = default_checkpoint()
 PY = sys.executable
 
 

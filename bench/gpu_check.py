@@ -37,6 +37,7 @@ from gpt40k.checkpoint import load, save_checkpoint  # noqa: E402
 from gpt40k.config import build_config  # noqa: E402
 from gpt40k.fast_decode import FastDecoder  # noqa: E402
 from gpt40k.generation import stream  # noqa: E402
+from gpt40k.project import default_checkpoint  # noqa: E402
 from gpt40k.runtime import autocast, cuda_has_native_bf16, describe_cpu, resolve_dtype  # noqa: E402
 from gpt40k.tokenizer import CharTokenizer  # noqa: E402
 from gpt40k.trainer import make_optimizer  # noqa: E402
@@ -129,7 +130,7 @@ def check_reload(model: GPT, device: torch.device) -> dict:
             "gpu_sampling_chars_per_s_with_attention": chars_s}
 
 
-SHIPPED = ROOT / "checkpoints" / "grimdark"
+SHIPPED = default_checkpoint()
 GRAPH, OP_BY_OP, CPU_ROW = "GPU, CUDA graph (default)", "GPU, op by op", "this machine's CPU, one thread"
 
 

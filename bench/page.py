@@ -1,6 +1,6 @@
 """The page as a visitor meets it: app.py with the shipped model, driven by Debian's chromium.
 
-    python bench/page.py [--model checkpoints/grimdark] [--chars 600] [--runs 20]
+    python bench/page.py [--model CHECKPOINT] [--chars 600] [--runs 20]   # default: the shipped default model
 
 Prints, for the CPU it runs on: seconds from Generate to the first written character; characters
 per second actually shown at the fastest setting and at the default pace; the time of a layer
@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gpt40k.project import default_checkpoint  # noqa: E402
 from gpt40k.runtime import describe_cpu  # noqa: E402
 
 LIVE = "#gpt40k-live"
@@ -162,7 +163,7 @@ def in_browser_ms(page, action_js: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=str(ROOT / "checkpoints/grimdark"))
+    parser.add_argument("--model", default=str(default_checkpoint()))
     parser.add_argument("--chars", type=int, default=600)
     parser.add_argument("--runs", type=int, default=20, help="runs before the memory reading")
     args = parser.parse_args()

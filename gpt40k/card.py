@@ -14,7 +14,7 @@ from .checkpoint import Checkpoint, load
 from .errors import CheckpointError, GPT40kError
 from .hub import find_checkpoint
 from .files import (ARGS_FILE, CARD_FILE, CONFIG_FILE, CORPUS_FILE, CURVE_FILE, METRICS_FILE, SUMMARY_FILE, atomic_file,
-                    write_text)
+                    read_checked_json, write_text)
 from .generation import stream
 from .plotting import read_metrics
 
@@ -24,9 +24,10 @@ TAGS = ["character-level", "gpt", "text-generation", "pytorch", "gpt40k"]
 
 def _read_json(path: Path) -> dict | None:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = read_checked_json(path.parent, path.name)
+    except (OSError, ValueError):  # missing, damaged or refused (CheckpointError is a ValueError)
         return None
+    return data if isinstance(data, dict) else None
 
 
 def _samples(ckpt: Checkpoint, n_chars: int = 300) -> list[tuple[str, str]]:
@@ -77,14 +78,15 @@ def _results_section(metrics: list[dict], summary: dict | None) -> str:
 
 
 def build_card(checkpoint: str | Path, run_dir: str | Path | None = None, repo_id: str | None = None,
-               title: str | None = None, note: str | None = None):
+               title: str | None = None, note: str | None = None, description: str | None = None):
     """A ModelCard for ``checkpoint``; ``run_dir`` adds the corpus, metrics and loss curve; ``note``
-    (markdown) is added as a section of its own."""
+    (markdown) is added as a section of its own; ``description``, one line on the model, goes into
+    the front matter (the page shows it on the Write tab)."""
     from huggingface_hub import ModelCard, ModelCardData
 
     checkpoint = Path(checkpoint)
     run_dir = Path(run_dir) if run_dir else None
-    config = json.loads((checkpoint / CONFIG_FILE).read_text(encoding="utf-8"))
+    config = read_checked_json(checkpoint, CONFIG_FILE)
     ckpt = load(checkpoint)  # once: the parameter count and the samples
     corpus = _read_json(run_dir / CORPUS_FILE) if run_dir else None
     summary = _read_json(run_dir / SUMMARY_FILE) if run_dir else None
@@ -95,6 +97,8 @@ def build_card(checkpoint: str | Path, run_dir: str | Path | None = None, repo_i
                          pipeline_tag="text-generation", model_name=name)
     if metrics:
         data.best_val_loss = round(min(m["val_loss"] for m in metrics), 4)
+    if description:
+        data.description = description
     samples = "\n\n".join(f"Prompt {p!r}:\n\n```text\n{p}{s}\n```" for p, s in _samples(ckpt))
     repo = repo_id or "path/to/this/folder"
     curve = f"![Training and validation loss]({CURVE_FILE})\n\n" if (checkpoint / CURVE_FILE).exists() or (
@@ -163,13 +167,13 @@ coherent plots. It reproduces the style (and the biases) of the texts it was tra
 
 
 def write_card(checkpoint: str | Path, run_dir: str | Path | None = None, repo_id: str | None = None,
-               title: str | None = None, note: str | None = None) -> Path:
+               title: str | None = None, note: str | None = None, description: str | None = None) -> Path:
     """Write README.md (and a copy of the loss curve) into the checkpoint folder."""
     checkpoint = Path(checkpoint)
     if run_dir and (Path(run_dir) / CURVE_FILE).exists():
         with atomic_file(checkpoint / CURVE_FILE) as tmp:
             shutil.copyfile(Path(run_dir) / CURVE_FILE, tmp)
-    card = build_card(checkpoint, run_dir, repo_id, title, note)
+    card = build_card(checkpoint, run_dir, repo_id, title, note, description)
     path = checkpoint / CARD_FILE
     write_text(path, str(card))
     return path
@@ -185,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repo-id", help="the Hub repository the card will live in (for the usage examples)")
     p.add_argument("--title", help="the card's title (default: the repository or run name)")
     p.add_argument("--note-file", help="a markdown file whose text is added to the card")
+    p.add_argument("--description", help="one line on the model (the page shows it on its Write tab)")
     args = p.parse_args(argv)
     try:
         path = _card_command(args)
@@ -209,7 +214,7 @@ def _card_command(args) -> Path:
                                   "file that exists") from None
     checkpoint = Path(args.checkpoint) if args.checkpoint else find_checkpoint(run)
     try:
-        return write_card(checkpoint, run, args.repo_id, args.title, note)
+        return write_card(checkpoint, run, args.repo_id, args.title, note, args.description)
     except OSError as e:
         raise CheckpointError(f"cannot write the card into {checkpoint}: {e.strerror or e}. Copy the run to a "
                               "writable folder (on Kaggle: /kaggle/working), or push it as it is: python -m "

@@ -1,7 +1,7 @@
 """A checkpoint: a model with its tokenizer, in one folder, Hugging Face style.
 
     from gpt40k import load
-    ckpt = load("checkpoints/grimdark")      # or a run folder, or "user/name@rev" on the Hub
+    ckpt = load("checkpoints/grimfuture")    # or a run folder, or "user/name@rev" on the Hub
     ckpt.model, ckpt.tokenizer, ckpt.folder
 
 A checkpoint folder holds config.json, model.safetensors and tokenizer.json (weights never go

@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import CorpusError
+from .errors import CorpusError, list_chars
 from .files import atomic_file, write_json
 from .tokenizer import ENCODE_CHUNK, CharTokenizer, codepoints
 
 GLOB_CHARS = set("*?[")
+MAX_UNKNOWN_SHARE = 0.01  # resuming: past 1% of unknown characters the text is not the run's own
 
 
 @dataclass
@@ -218,12 +219,19 @@ def count_chars(texts, chunk: int = ENCODE_CHUNK) -> tuple[np.ndarray, np.ndarra
 def _encode_books(books: list[Book], val_fraction: float, min_char_count: int,
                   tokenizer: CharTokenizer | None) -> CorpusData:
     chars, counts = count_chars(b.text for b in books)
+    resumed = tokenizer is not None
     if tokenizer is None:
         keep = counts >= min_char_count
         if not keep.any():
             raise CorpusError(f"no character occurs at least --min-char-count={min_char_count} times")
         tokenizer = CharTokenizer(chr(c) for c in chars[keep])
     dropped = {chr(c): int(n) for c, n in zip(chars, counts) if chr(c) not in tokenizer.stoi}
+    if resumed and sum(dropped.values()) > MAX_UNKNOWN_SHARE * counts.sum():
+        share = sum(dropped.values()) / counts.sum()
+        raise CorpusError(
+            f"{share:.0%} of this text is characters the run being resumed never had in its vocabulary "
+            f"({list_chars(sorted(dropped, key=lambda c: -dropped[c]))}): these are not the books it was trained on. "
+            "Resume with its own --data, or train a new run on these books (--out NEW_FOLDER)")
     train_parts, val_parts, stats = [], [], []
     for book in books:
         ids = tokenizer.encode_array(book.text, unknown="drop").ids

@@ -5,14 +5,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .files import atomic_file
+from .files import atomic_file, checked_file
 
 
 def read_metrics(path: str | Path) -> list[dict]:
+    """The evaluations logged in metrics.jsonl; a line that is not one (torn by a kill) is left out."""
     path = Path(path)
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = []
+    for line in checked_file(path.parent, path.name).read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and isinstance(row.get("val_loss"), (int, float)):
+            rows.append(row)
+    return rows
 
 
 def plot_loss_curve(metrics_path: str | Path, png_path: str | Path, title: str = "GPT-40k training") -> None:

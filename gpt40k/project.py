@@ -20,6 +20,11 @@ SPACE_FILES = ("app.py", "requirements.txt", ".gitattributes")  # plus README.md
 DATA_DIR = "share/gpt40k"
 
 
+def default_checkpoint() -> Path:
+    """The shipped checkpoint the page shows by default (benchmarks and tests read it too)."""
+    return checkpoints_dir() / SHIPPED_MODELS[0]
+
+
 @functools.cache
 def project_root() -> Path | None:
     """The folder holding app.py, requirements.txt and checkpoints/; None where none is installed."""

@@ -9,8 +9,8 @@ import math
 from pathlib import Path
 
 from .card import write_card
-from .errors import HubError, TrainingError
-from .files import BEST_DIR, CONFIG_FILE, CURVE_FILE, LATEST_DIR, METRICS_FILE, SUMMARY_FILE, write_json, write_text
+from .errors import CheckpointError, HubError, TrainingError
+from .files import BEST_DIR, CONFIG_FILE, CURVE_FILE, checked_file, LATEST_DIR, METRICS_FILE, SUMMARY_FILE, write_json, write_text
 from .plotting import plot_loss_curve
 from .publish import push_run, push_snapshot
 
@@ -48,9 +48,11 @@ class Reporter:
         path = self.out / METRICS_FILE
         if self.is_main and path.exists():
             try:
-                text = path.read_text(encoding="utf-8", errors="replace")
+                text = checked_file(self.out, METRICS_FILE).read_text(encoding="utf-8", errors="replace")
             except OSError as e:
                 raise TrainingError(f"cannot read {path}: {e.strerror}") from None
+            except CheckpointError as e:  # a FIFO, a link out of the folder, a file of gigabytes
+                raise TrainingError(f"{e}; move it away to resume") from None
             kept = [ln for ln in text.splitlines() if (_step_of(ln) or 0) <= step and _step_of(ln) is not None]
             torn = sum(1 for ln in text.splitlines() if ln.strip() and _step_of(ln) is None)
             if torn:  # a line cut by a kill mid-write (or not ours): the curve goes on without it

@@ -3,7 +3,6 @@ before it, with a traceback, a hang, gigabytes of memory, or lost work."""
 
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -16,8 +15,9 @@ import torch
 from conftest import ROOT, tiny_args
 from gpt40k import sample
 from gpt40k.cli import train_main
+from gpt40k.project import default_checkpoint
 
-SHIPPED = ROOT / "checkpoints" / "grimdark"
+SHIPPED = default_checkpoint()
 
 
 def copy_shipped(folder):
@@ -239,3 +239,36 @@ def test_a_kill_between_the_renames_of_best_loads_the_complete_copy(trained_run,
     shutil.copytree(trained_run, run)
     (run / "best").rename(run / "best.old")  # the moment between atomic_folder's two renames
     assert load(run).folder == run / "best.old"
+
+
+def test_resuming_on_other_books_is_refused_not_called_rare(books, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train_main(tiny_args(books, out, max_iters=10, eval_interval=10)) == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "book.txt").write_text("ΑΒΓΔ ΕΖΗΘ ικλμ νξοπ\n" * 2000)  # Greek: none of it in the run's vocabulary
+    assert train_main(["--resume", str(out), "--data", str(other), "--max-iters", "20"]) == 1
+    err = capsys.readouterr().err
+    assert "never had in its vocabulary" in err and "rare" not in err
+
+
+def test_a_fifo_for_metrics_does_not_hang_a_resume(books, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train_main(tiny_args(books, out, max_iters=10, eval_interval=10)) == 0
+    (out / "metrics.jsonl").unlink()
+    os.mkfifo(out / "metrics.jsonl")
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(rc=train_main(["--resume", str(out), "--max-iters", "20"])),
+                              daemon=True)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive() and result["rc"] == 1
+    assert "not a regular file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [(["--port", "-1"], "is not a port number"),
+                                           (["--host", "999.999.1.1"], "is not an address of this machine")])
+def test_app_address_checks(args, message):
+    done = subprocess.run([sys.executable, str(ROOT / "app.py"), *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode != 0 and message in done.stdout + done.stderr and "Traceback" not in done.stderr

@@ -8,11 +8,12 @@ import shutil
 import pytest
 import torch
 
-from conftest import ROOT, tiny_args
+from conftest import tiny_args
 from gpt40k import sample
 from gpt40k.cli import train_main
+from gpt40k.project import default_checkpoint
 
-SHIPPED = ROOT / "checkpoints" / "grimdark"
+SHIPPED = default_checkpoint()
 
 
 @pytest.mark.parametrize("flags, message", [

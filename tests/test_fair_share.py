@@ -1,7 +1,6 @@
 """One client cannot freeze or starve the page: per-client slots and queue places, bounded request
 bodies. Flooded from one client as an attacker would, then timed from another (issue 23)."""
 
-import concurrent.futures
 import json
 import time
 import urllib.error

@@ -4,6 +4,7 @@ import yaml
 
 from conftest import TOKENS
 from gpt40k import space
+from gpt40k.project import SHIPPED_MODELS
 
 SECRET = next(iter(TOKENS))
 
@@ -15,8 +16,8 @@ def test_deploy_uploads_exactly_what_the_space_needs_and_sets_the_model(hub, cap
     files = hub.files("spaces/alice/demo")
     names = set(files)
     assert {"app.py", "requirements.txt", "README.md", "gpt40k/model.py", "gpt40k/app/page.py",
-            "gpt40k/app/static/live.js", "checkpoints/grimdark/model.safetensors",
-            "checkpoints/grimdark/config.json"} <= names
+            "gpt40k/app/static/live.js", f"checkpoints/{SHIPPED_MODELS[0]}/model.safetensors",
+            f"checkpoints/{SHIPPED_MODELS[0]}/config.json"} <= names
     assert not any(n.startswith(("tests/", "bench/", ".venv", "runs/", "docs/")) or "__pycache__" in n
                    for n in names)
     front = yaml.safe_load(files["README.md"].decode().split("---\n")[1])
@@ -41,9 +42,9 @@ def test_a_model_and_a_space_may_share_a_name(hub):
     from gpt40k.hub import push_folder
     from conftest import ROOT
 
-    push_folder(ROOT / "checkpoints/grimdark", "alice/grimdark", commit_message="model")
-    assert space.main(["deploy", "alice/grimdark"]) == 0
-    assert "model.safetensors" in hub.files("alice/grimdark") and "app.py" in hub.files("spaces/alice/grimdark")
+    push_folder(ROOT / "checkpoints" / SHIPPED_MODELS[0], "alice/shipped", commit_message="model")
+    assert space.main(["deploy", "alice/shipped"]) == 0
+    assert "model.safetensors" in hub.files("alice/shipped") and "app.py" in hub.files("spaces/alice/shipped")
 
 
 def test_deploy_failures_say_what_to_do(hub, monkeypatch, capsys):

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from conftest import ROOT
+from gpt40k.project import SHIPPED_MODELS
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def stalled_hub():
 @pytest.mark.parametrize("cmd", [
     ["-m", "gpt40k.sample", "alice/model", "--chars", "5"],
     ["train.py", "--resume", "hub:alice/run", "--data", "x.txt"],
-    ["-m", "gpt40k.push", "checkpoints/grimdark", "alice/x"],
+    ["-m", "gpt40k.push", str(ROOT / "checkpoints" / SHIPPED_MODELS[0]), "alice/x"],
 ])
 def test_a_stalled_hub_is_a_message_not_a_hang(stalled_hub, tmp_path, cmd):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_ENDPOINT": stalled_hub, "GPT40K_HUB_TIMEOUT": "1",

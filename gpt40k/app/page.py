@@ -89,6 +89,10 @@ BUSY = (f"You already have {MAX_RUNNING} texts being written: wait for one to fi
         "try again.")
 
 
+def model_line(lm: LoadedModel) -> str:
+    return f"**The model, {lm.name}:** {lm.description}"
+
+
 def make_handlers(registry: ModelRegistry, limits: ClientLimits | None = None):
     on_gpu = gpu_decorator(registry)
     fair = (limits or ClientLimits()).fair
@@ -162,7 +166,7 @@ def make_handlers(registry: ModelRegistry, limits: ClientLimits | None = None):
         except Exception as e:
             return f"⚠️ The model could not be loaded: {e}", gr.update()
         labels = [label for label, _ in registry.timeline(model_name)]
-        return lm.card, gr.update(choices=labels, value=labels[0])
+        return lm.card, gr.update(choices=labels, value=labels[0]), model_line(lm)
 
     return write, branch, compare, timeline, switch_model
 
@@ -221,6 +225,7 @@ def build_ui(registry: ModelRegistry, limits: ClientLimits | None = None) -> gr.
         gr.Markdown(f"<div class='gpt40k-warning'>{registry.warning}</div>" if registry.warning else "",
                     elem_id="gpt40k-warning", visible=bool(registry.warning))
         with gr.Tab("Write"):
+            about = gr.Markdown(model_line(default), elem_id="gpt40k-about")
             with gr.Row(equal_height=True):
                 prompt = gr.Textbox(value=EXAMPLES[0], show_label=False, lines=1, max_lines=4, scale=6,
                                     placeholder="A prompt in the voice of the books", elem_id="gpt40k-prompt")
@@ -281,7 +286,7 @@ def build_ui(registry: ModelRegistry, limits: ClientLimits | None = None) -> gr.
                                 concurrency_id="page", api_visibility="private"))
         runs[-1].then(unlock, None, controls, queue=False, api_visibility="private")
         stop_btn.click(unlock, None, controls, cancels=runs, queue=False, api_visibility="private")
-        model.change(switch_model, [model], [card, snapshot], api_visibility="private")
+        model.change(switch_model, [model], [card, snapshot, about], api_visibility="private")
 
         tl_inputs = [model, snapshot, tl_prompt, max_new, temperature, seed]
         tl_run = tl_btn.click(timeline, tl_inputs, tl_live, concurrency_id="page", api_visibility="private")

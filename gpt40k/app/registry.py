@@ -52,6 +52,23 @@ class LoadedModel:
                       text)
 
 
+    @property
+    def description(self) -> str:
+        """One line on the model for the Write tab: the card's ``description`` (its front matter), else
+        what the config says."""
+        try:
+            raw = checked_file(self.folder, CARD_FILE).read_text(encoding="utf-8", errors="replace")
+            front = re.match(r"\A---\n(.*?)\n---\n", raw, re.S)
+            found = re.search(r"^description:\s*(.+)$", front.group(1), re.M) if front else None
+            if found:
+                return found.group(1).strip().strip("'\"")
+        except (OSError, CheckpointError, ValueError):
+            pass
+        c = self.model.config
+        return (f"a character-level GPT of {self.model.num_parameters():,} parameters ({c.n_layer} layers, "
+                f"{c.n_head} heads, {c.n_embd} channels) that reads and writes one of {c.vocab_size} characters at a time")
+
+
 @dataclass
 class Snapshot:
     label: str  # e.g. "step 58 (2%) · val 2.594"

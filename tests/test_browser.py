@@ -151,15 +151,16 @@ def test_stop_freezes_at_once_and_notes_explain_changes(page_on):
     """The server writes faster than the page shows: Stop freezes what is shown, wherever the server is."""
     page, _, outside, errors = page_on
     page.set_viewport_size({"width": 390, "height": 844})  # a phone, where the first prompt takes two lines
-    page.wait_for_timeout(300)
     prompt_box = "document.querySelector('#gpt40k-prompt textarea')"
-    assert page.evaluate(f"() => {prompt_box}.scrollHeight <= {prompt_box}.clientHeight")  # all of it in view
+    page.wait_for_function(f"() => {prompt_box}.scrollHeight <= {prompt_box}.clientHeight",  # all of it in view
+                           timeout=5_000)
     page.set_viewport_size({"width": 1440, "height": 900})
     generate(page, "The guard 🙂", 1500, pace="10")
     page.wait_for_function(f"() => ({SHOWN_JS})().length > 20", timeout=30_000)
     page.locator("#gpt40k-stop").click()
     kept = shown(page)
-    page.wait_for_timeout(1500)
+    # Stop re-enables Generate once the server's run is cancelled: by then nothing more may have been shown
+    page.wait_for_function("() => !document.querySelector('#gpt40k-generate').disabled", timeout=10_000)
     assert shown(page) == kept and len(kept) < 60  # nothing more after Stop
     notes = page.inner_text(f"{LIVE} .g4k-notes")
     assert "Removed 1 character" in notes and "🙂" in notes and "Stopped after" in notes

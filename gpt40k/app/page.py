@@ -23,7 +23,7 @@ from .zerogpu import gpu_function, zero_gpu_active
 log = logging.getLogger("gpt40k.app")
 STATIC = Path(__file__).with_name("static")
 EXAMPLES = ["In the grim darkness of the far future", "The Emperor protects", "Brother-Captain, the walls",
-            "And the daemon spoke:", "Sing, O Muse, of the wrath", "It was on the dark night"]
+            "And the daemon spoke:", "The war-machines of Mars", "The iron heel of the Oligarchy"]
 YIELD_EVERY_S = 0.03  # how often new steps leave the server (the page paces what it shows itself)
 PAGE_CSS = """
 #gpt40k-title h1 {font-size: 1.35rem; margin: 0; display: inline;}

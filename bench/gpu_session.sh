@@ -3,7 +3,7 @@
 #   1. the shipped model's sweep (bench/train_shipped.py), packed as soon as it ends;
 #   2. the CUDA checks (bench/gpu_check.py);
 #   3. train.py itself on CUDA with fp16 + GradScaler and --compile, then --resume.
-# Usage: DATA=path/to/grimdark OUT=results/ bash bench/gpu_session.sh
+# Usage: DATA=path/to/books OUT=results/ bash bench/gpu_session.sh   (e.g. the grimfuture corpus)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 : "${DATA:?set DATA to the corpus folder}" "${OUT:?set OUT to a folder for the results}"

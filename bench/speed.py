@@ -292,7 +292,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of measurements, the variants taking turns")
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--profile", action="store_true", help="where the time goes, per operation")
-    parser.add_argument("--corpus", default=str(ROOT.parent / "shared/corpus/grimdark"))
+    parser.add_argument("--corpus", default=str(ROOT.parent / "shared/corpus/grimfuture"))
     args = parser.parse_args()
     # As train.py does on a CPU. Not for the seed's training, timed in processes of its own as its script runs.
     kept = keep_freed_memory(torch.device("cpu"))

@@ -1,6 +1,6 @@
-"""How the shipped model (checkpoints/grimdark) is trained: a sweep at the full budget, on one GPU.
+"""How a shipped model is trained: a sweep at the full budget, on one GPU (the grimdark model was made so).
 
-    python bench/train_shipped.py --data ../shared/corpus/grimdark --out runs/shipped --budget-s 330
+    python bench/train_shipped.py --data ../shared/corpus/grimfuture --out runs/shipped --budget-s 330
 
 A model of ~1.8M parameters leaves most of a large GPU idle, so the candidate recipes run *at
 the same time*, each as its own `train.py` process, together with the seed's plain recipe as the

@@ -15,7 +15,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 SOURCE_ROOT = PACKAGE_DIR.parent
 # The checkpoints this project ships, in the page's menu order (the first is the default). A Space
 # gets these and no others, whatever else a user keeps in checkpoints/.
-SHIPPED_MODELS = ("grimdark",)
+SHIPPED_MODELS = ("grimfuture",)
 SPACE_FILES = ("app.py", "requirements.txt", ".gitattributes")  # plus README.md's front matter
 DATA_DIR = "share/gpt40k"
 

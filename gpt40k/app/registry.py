@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import yaml  # huggingface_hub's own dependency: the card's front matter
 
 from ..checkpoint import load
 from ..files import CARD_FILE, CURVE_FILE, SNAPSHOT_INFO_FILE, SNAPSHOTS_DIR, checked_file, read_checked_json
@@ -59,10 +60,10 @@ class LoadedModel:
         try:
             raw = checked_file(self.folder, CARD_FILE).read_text(encoding="utf-8", errors="replace")
             front = re.match(r"\A---\n(.*?)\n---\n", raw, re.S)
-            found = re.search(r"^description:\s*(.+)$", front.group(1), re.M) if front else None
-            if found:
-                return found.group(1).strip().strip("'\"")
-        except (OSError, CheckpointError, ValueError):
+            meta = yaml.safe_load(front.group(1)) if front else None
+            if isinstance(meta, dict) and isinstance(meta.get("description"), str):
+                return " ".join(meta["description"].split())
+        except (OSError, CheckpointError, ValueError, yaml.YAMLError):
             pass
         c = self.model.config
         return (f"a character-level GPT of {self.model.num_parameters():,} parameters ({c.n_layer} layers, "

@@ -119,7 +119,10 @@ def main() -> None:
     print("|---|---|---|---|---|")
     scored = []
     for name in args.checkpoints:
-        ckpt = load(name)
+        try:
+            ckpt = load(name)
+        except GPT40kError as e:
+            sys.exit(f"error: {e}")
         check_slides(name, ckpt.model, args.slides)
         ids, dropped = encode(text, ckpt.tokenizer, args.text if args.val_split else None)
         ids = ids[: args.max_chars]

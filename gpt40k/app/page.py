@@ -15,8 +15,7 @@ from ..tokenizer import MAX_PROMPT_CHARS
 from .registry import LoadedModel, ModelRegistry
 from .request import GenerationRequest, LIMITS
 from .stepstream import end_message, start_message, step_message
-from .transcript import generate
-from .transcript import generate as write_steps
+from .transcript import generate as write_steps  # `generate` is the API's name (and its MCP tool's)
 from .limits import MAX_RUNNING, ClientLimits
 from .zerogpu import gpu_function, zero_gpu_active
 
@@ -54,7 +53,7 @@ def stream_run(lm: LoadedModel, req: GenerationRequest, branch: tuple[str, str] 
     start, transcript, last = None, None, 0.0
     cfg = lm.model.config
     try:
-        for transcript, event in generate(lm.model, lm.tokenizer, req, branch=branch):
+        for transcript, event in write_steps(lm.model, lm.tokenizer, req, branch=branch):
             if start is None:
                 start = start_message(transcript, model_name=lm.name, layers=cfg.n_layer, heads=cfg.n_head,
                                       block=cfg.block_size, request=vars(req) | {"prompt": None},
@@ -138,7 +137,7 @@ def make_handlers(registry: ModelRegistry, limits: ClientLimits | None = None):
         texts, notes = ["", ""], []
         try:
             req = GenerationRequest(prompt, max_new, temperature, 0, 1.0, seed)
-            runs = [generate(lm.model, lm.tokenizer, req) for lm in map(registry.get, (name_a, name_b))]
+            runs = [write_steps(lm.model, lm.tokenizer, req) for lm in map(registry.get, (name_a, name_b))]
             last = 0.0
             for pair in _zip_longest(*runs):
                 for k, item in enumerate(pair):
@@ -164,7 +163,7 @@ def make_handlers(registry: ModelRegistry, limits: ClientLimits | None = None):
         try:
             lm = registry.get(model_name)
         except Exception as e:
-            return f"⚠️ The model could not be loaded: {e}", gr.update()
+            return f"⚠️ The model could not be loaded: {e}", gr.update(), gr.update()
         labels = [label for label, _ in registry.timeline(model_name)]
         return lm.card, gr.update(choices=labels, value=labels[0]), model_line(lm)
 

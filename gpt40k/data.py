@@ -164,6 +164,17 @@ class CorpusData:
                          f"({sum(self.dropped_chars.values()):,} occurrences): {shown}")
         return "\n".join(lines)
 
+    def check_vocabulary_covers(self) -> None:
+        """For a resumed run: the text must be (nearly all) in the run's vocabulary; beyond
+        MAX_UNKNOWN_SHARE these are other books, not rare characters of the run's own."""
+        unknown = sum(self.dropped_chars.values())
+        if unknown > MAX_UNKNOWN_SHARE * max(self.n_chars, 1):
+            chars = sorted(self.dropped_chars, key=lambda c: -self.dropped_chars[c])
+            raise CorpusError(
+                f"{unknown / self.n_chars:.0%} of this text is characters the run being resumed never had in its "
+                f"vocabulary ({list_chars(chars)}): these are not the books it was trained on. Resume with its "
+                "own --data, or train a new run on these books (--out NEW_FOLDER)")
+
     def check_fits(self, block_size: int) -> None:
         """Both splits must hold at least one (block_size + 1)-token training example."""
         need = block_size + 1
@@ -219,19 +230,12 @@ def count_chars(texts, chunk: int = ENCODE_CHUNK) -> tuple[np.ndarray, np.ndarra
 def _encode_books(books: list[Book], val_fraction: float, min_char_count: int,
                   tokenizer: CharTokenizer | None) -> CorpusData:
     chars, counts = count_chars(b.text for b in books)
-    resumed = tokenizer is not None
     if tokenizer is None:
         keep = counts >= min_char_count
         if not keep.any():
             raise CorpusError(f"no character occurs at least --min-char-count={min_char_count} times")
         tokenizer = CharTokenizer(chr(c) for c in chars[keep])
     dropped = {chr(c): int(n) for c, n in zip(chars, counts) if chr(c) not in tokenizer.stoi}
-    if resumed and sum(dropped.values()) > MAX_UNKNOWN_SHARE * counts.sum():
-        share = sum(dropped.values()) / counts.sum()
-        raise CorpusError(
-            f"{share:.0%} of this text is characters the run being resumed never had in its vocabulary "
-            f"({list_chars(sorted(dropped, key=lambda c: -dropped[c]))}): these are not the books it was trained on. "
-            "Resume with its own --data, or train a new run on these books (--out NEW_FOLDER)")
     train_parts, val_parts, stats = [], [], []
     for book in books:
         ids = tokenizer.encode_array(book.text, unknown="drop").ids

@@ -149,6 +149,8 @@ class Trainer:
             data = data or prepare()
         else:
             data = prepare()
+        if tokenizer is not None:  # resuming: the run's own books, or a clear refusal
+            data.check_vocabulary_covers()
         data.check_fits(cfg.block_size)
         return data
 

@@ -27,6 +27,7 @@ from .files import (BEST_DIR, CARD_FILE, CHECKPOINT_FILES, CONFIG_FILE, LATEST_D
                     WEIGHTS_FILE, kept_copy)
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+MODEL_FILES = [*CHECKPOINT_FILES, CARD_FILE, "*.png"]  # what a download of a model fetches
 # Seconds to wait for the Hub to answer (to connect, or for the next bytes): a stalled server or network
 # becomes a message, never a hang. GPT40K_HUB_TIMEOUT changes it (a slow link: raise it).
 HUB_TIMEOUT_S = float(os.environ.get("GPT40K_HUB_TIMEOUT", "30"))
@@ -68,7 +69,6 @@ def _unreachable(what: str, e: BaseException, token: str | None) -> str:
         return (f"{what} failed: the Hub did not answer within {HUB_TIMEOUT_S:g} s (a stalled network or "
                 "server): try again later, or raise GPT40K_HUB_TIMEOUT")
     return f"{what} failed, the Hub could not be reached: {type(e).__name__}: {redact(str(e), token)}"
-MODEL_FILES = [*CHECKPOINT_FILES, CARD_FILE, "*.png"]  # what a download of a model fetches
 
 
 def find_checkpoint(path: str | Path) -> Path:
@@ -192,7 +192,8 @@ def _push_error(e: Exception, repo_id: str, token: str | None) -> HubError:
     elif isinstance(e, HfHubHTTPError):
         why = f"the Hub answered with an error: {redact(str(e), token)}"
     else:
-        return HubError(_unreachable(f"pushing to {repo_id}", e, token) + ("" if _timed_out(e) else "; check the network"))
+        network = "" if _timed_out(e) else "; check the network"
+        return HubError(_unreachable(f"pushing to {repo_id}", e, token) + network)
     return HubError(f"pushing to {repo_id} failed: {why}")
 
 

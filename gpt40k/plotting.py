@@ -8,20 +8,27 @@ from pathlib import Path
 from .files import atomic_file, checked_file
 
 
-def read_metrics(path: str | Path) -> list[dict]:
-    """The evaluations logged in metrics.jsonl; a line that is not one (torn by a kill) is left out."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    rows = []
-    for line in checked_file(path.parent, path.name).read_text(encoding="utf-8", errors="replace").splitlines():
+def parse_metrics(text: str) -> tuple[list[dict], int]:
+    """(the evaluations in metrics.jsonl's text, how many non-empty lines are none: torn by a kill, or foreign)."""
+    rows, torn = [], 0
+    for line in filter(str.strip, text.splitlines()):
         try:
             row = json.loads(line)
         except ValueError:
-            continue
+            row = None
         if isinstance(row, dict) and isinstance(row.get("step"), int) and isinstance(row.get("val_loss"), (int, float)):
             rows.append(row)
-    return rows
+        else:
+            torn += 1
+    return rows, torn
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """The evaluations logged in metrics.jsonl; a line that is not one is left out."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    return parse_metrics(checked_file(path.parent, path.name).read_text(encoding="utf-8", errors="replace"))[0]
 
 
 def plot_loss_curve(metrics_path: str | Path, png_path: str | Path, title: str = "GPT-40k training") -> None:

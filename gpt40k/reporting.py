@@ -10,20 +10,12 @@ from pathlib import Path
 
 from .card import write_card
 from .errors import CheckpointError, HubError, TrainingError
-from .files import BEST_DIR, CONFIG_FILE, CURVE_FILE, checked_file, LATEST_DIR, METRICS_FILE, SUMMARY_FILE, write_json, write_text
-from .plotting import plot_loss_curve
+from .files import (BEST_DIR, CONFIG_FILE, CURVE_FILE, LATEST_DIR, METRICS_FILE, SUMMARY_FILE, checked_file, write_json,
+                    write_text)
+from .plotting import parse_metrics, plot_loss_curve
 from .publish import push_run, push_snapshot
 
 LN2 = math.log(2)
-
-
-def _step_of(line: str) -> int | None:
-    """The step of a metrics.jsonl line; None for a torn or foreign line."""
-    try:
-        step = json.loads(line)["step"]
-    except (ValueError, KeyError, TypeError):
-        return None
-    return step if isinstance(step, int) else None
 
 
 class Reporter:
@@ -53,11 +45,10 @@ class Reporter:
                 raise TrainingError(f"cannot read {path}: {e.strerror}") from None
             except CheckpointError as e:  # a FIFO, a link out of the folder, a file of gigabytes
                 raise TrainingError(f"{e}; move it away to resume") from None
-            kept = [ln for ln in text.splitlines() if (_step_of(ln) or 0) <= step and _step_of(ln) is not None]
-            torn = sum(1 for ln in text.splitlines() if ln.strip() and _step_of(ln) is None)
+            rows, torn = parse_metrics(text)
             if torn:  # a line cut by a kill mid-write (or not ours): the curve goes on without it
                 self.say(f"note: {torn} unreadable line(s) of {path} left out")
-            write_text(path, "".join(ln + "\n" for ln in kept))
+            write_text(path, "".join(json.dumps(row) + "\n" for row in rows if row["step"] <= step))
 
     def evaluation(self, record: dict, improved: bool, best_val: float, best_step: int, sample: str | None) -> None:
         """One evaluation: appended to metrics.jsonl, drawn, printed (with a sample), pushed if asked."""

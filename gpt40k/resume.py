@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .checkpoint import save_training_state
+from .checkpoint import load_training_state, save_training_state
 from .errors import CheckpointError
 from .files import (ARGS_FILE, BEST_DIR, CARD_FILE, CHECKPOINT_FILES, CONFIG_FILE, CORPUS_FILE, CURVE_FILE,
                     LATEST_DIR, METRICS_FILE, SNAPSHOTS_DIR, STATE_FILE, atomic_folder, claim_run_folder, disk_errors,
@@ -116,8 +116,8 @@ def fetch_from_hub(ref: str, out: str | None, say=print) -> Path:
 
 def _step_of(folder: Path) -> int | None:
     try:
-        return int(torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)["step"])
-    except Exception:  # damaged: resuming from it reports that in detail
+        return int(load_training_state(folder)["step"])
+    except (CheckpointError, KeyError, TypeError, ValueError):  # damaged: resuming from it says so in detail
         return None
 
 

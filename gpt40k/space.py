@@ -57,13 +57,12 @@ def space_readme(model: str | None) -> str:
 def _copy_checkpoint(src: Path, dest: Path) -> None:
     """A shipped checkpoint's own files and its snapshots' (nothing else a user may keep beside them)."""
     dest.mkdir(parents=True)
-    for name in (*CHECKPOINT_FILES, CARD_FILE, CURVE_FILE):
+    for name in (*CHECKPOINT_FILES, CARD_FILE, CURVE_FILE, SNAPSHOT_INFO_FILE):
         if (src / name).is_file():
             shutil.copyfile(src / name, dest / name)
     for snap in sorted((src / SNAPSHOTS_DIR).glob("step-*")):
         if (snap / SNAPSHOT_INFO_FILE).is_file():
             _copy_checkpoint(snap, dest / SNAPSHOTS_DIR / snap.name)
-            shutil.copyfile(snap / SNAPSHOT_INFO_FILE, dest / SNAPSHOTS_DIR / snap.name / SNAPSHOT_INFO_FILE)
 
 
 def stage(folder: Path, model: str | None) -> list[str]:

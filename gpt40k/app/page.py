@@ -293,5 +293,6 @@ def build_ui(registry: ModelRegistry, limits: ClientLimits | None = None) -> gr.
         tl_stop.click(None, cancels=[tl_run, tl_change], queue=False, api_visibility="private")
         cmp_btn.click(compare, [model_a, model_b, cmp_prompt, cmp_chars, cmp_temp, cmp_seed], [out_a, out_b, cmp_notes],
                       concurrency_id="page", api_visibility="private")
-        gr.api(api_generate(registry, limits), api_name="generate", concurrency_id="api", concurrency_limit=4)  # > MAX_RUNNING: one client never holds them all
+        # concurrency_limit > MAX_RUNNING: one client never holds every slot
+        gr.api(api_generate(registry, limits), api_name="generate", concurrency_id="api", concurrency_limit=4)
     return demo

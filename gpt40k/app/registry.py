@@ -38,36 +38,42 @@ class LoadedModel:
     def card(self) -> str:
         """The model card as markdown, its loss curve inlined (a relative image link would not load)."""
         try:
-            raw = checked_file(self.folder, CARD_FILE).read_text(encoding="utf-8", errors="replace")
+            _, text = self._card_parts()
         except FileNotFoundError:
             return f"## {self.name}\n\nThis checkpoint has no model card."
         except (CheckpointError, OSError) as e:
             return f"## {self.name}\n\nThe model card was not shown: {e}"
-        text = re.sub(r"\A---\n.*?\n---\n", "", raw, flags=re.S)
         try:
             curve = checked_file(self.folder, CURVE_FILE).read_bytes()
         except (CheckpointError, OSError):  # missing, or refused: the card goes without its picture
             curve = b""
-        inline = f"data:image/png;base64,{base64.b64encode(curve).decode()}" if curve.startswith(b"\x89PNG") else ""
+        is_png = curve.startswith(b"\x89PNG")
+        inline = f"data:image/png;base64,{base64.b64encode(curve).decode()}" if is_png else ""
         return re.sub(rf"!\[([^\]]*)\]\({re.escape(CURVE_FILE)}\)", (lambda m: f"![{m[1]}]({inline})") if inline else "",
                       text)
 
+
+    def _card_parts(self) -> tuple[str | None, str]:
+        """(the card's front matter, its markdown): README.md read as every checkpoint file is (files.checked_file)."""
+        raw = checked_file(self.folder, CARD_FILE).read_text(encoding="utf-8", errors="replace")
+        front = re.match(r"\A---\n(.*?)\n---\n", raw, re.S)
+        return (front.group(1), raw[front.end():]) if front else (None, raw)
 
     @property
     def description(self) -> str:
         """One line on the model for the Write tab: the card's ``description`` (its front matter), else
         what the config says."""
         try:
-            raw = checked_file(self.folder, CARD_FILE).read_text(encoding="utf-8", errors="replace")
-            front = re.match(r"\A---\n(.*?)\n---\n", raw, re.S)
-            meta = yaml.safe_load(front.group(1)) if front else None
+            front, _ = self._card_parts()
+            meta = yaml.safe_load(front) if front else None
             if isinstance(meta, dict) and isinstance(meta.get("description"), str):
                 return " ".join(meta["description"].split())
         except (OSError, CheckpointError, ValueError, yaml.YAMLError):
             pass
         c = self.model.config
         return (f"a character-level GPT of {self.model.num_parameters():,} parameters ({c.n_layer} layers, "
-                f"{c.n_head} heads, {c.n_embd} channels) that reads and writes one of {c.vocab_size} characters at a time")
+                f"{c.n_head} heads, {c.n_embd} channels) that reads and writes one of {c.vocab_size} characters "
+                "at a time")
 
 
 @dataclass

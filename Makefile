@@ -16,8 +16,13 @@ $(VENV)/.installed: requirements.txt requirements-train.txt requirements-dev.txt
 demo: $(VENV)/.installed
 	$(PY) app.py
 
+# The page's ES modules under Node's own test runner, then the Python suite; the wall time at the end.
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	@start=$$(date +%s); \
+	if command -v node >/dev/null; then node --test tests/js/ || exit 1; \
+	else echo "node not found: the page's JavaScript tests (tests/js/) are skipped"; fi; \
+	$(PY) -m pytest -q; status=$$?; \
+	echo "make test: $$(( $$(date +%s) - start )) s wall time"; exit $$status
 
 bench: $(VENV)/.installed
 	$(PY) bench/speed.py

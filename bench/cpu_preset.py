@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gpt40k.config import build_config  # noqa: E402
-from gpt40k.trainer import Trainer  # noqa: E402
+from gpt40k.training.config import build_config  # noqa: E402
+from gpt40k.training.trainer import Trainer  # noqa: E402
 
 NANOGPT = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, max_iters=2000, lr=1e-3,
                min_lr=1e-4, warmup_iters=100, dropout=0.0, dtype="float32", eval_interval=250, eval_iters=20)

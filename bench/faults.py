@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.page import start_app  # noqa: E402
 from gpt40k.project import default_checkpoint  # noqa: E402
-from gpt40k.runtime import describe_cpu  # noqa: E402
+from gpt40k.device import describe_cpu  # noqa: E402
 
 SHIPPED = default_checkpoint()
 PY = sys.executable
@@ -118,7 +118,7 @@ def count_tracebacks(work: Path) -> tuple[int, int]:
 def kill_training(work: Path, kills: int) -> int:
     """kill -9 a training run at random moments, resume each time; count checkpoints that could not load."""
     from gpt40k.checkpoint import load
-    from gpt40k.hub import find_checkpoint
+    from gpt40k.hub.client import find_checkpoint
 
     out, lost = work / "killed", 0
     cmd = [PY, str(ROOT / "train.py"), "--data", str(book(work / "books")), "--preset", "tiny", "--out", str(out),

@@ -34,13 +34,13 @@ from gpt40k import GPT  # noqa: E402
 from gpt40k.app.request import GenerationRequest  # noqa: E402
 from gpt40k.app.transcript import generate as page_generate  # noqa: E402
 from gpt40k.checkpoint import load, save_checkpoint  # noqa: E402
-from gpt40k.config import build_config  # noqa: E402
-from gpt40k.fast_decode import FastDecoder  # noqa: E402
-from gpt40k.generation import stream  # noqa: E402
+from gpt40k.training.config import build_config  # noqa: E402
+from gpt40k.generate.decoder import FastDecoder  # noqa: E402
+from gpt40k.generate.sampling import stream  # noqa: E402
 from gpt40k.project import default_checkpoint  # noqa: E402
-from gpt40k.runtime import autocast, cuda_has_native_bf16, describe_cpu, resolve_dtype  # noqa: E402
-from gpt40k.tokenizer import CharTokenizer  # noqa: E402
-from gpt40k.trainer import make_optimizer  # noqa: E402
+from gpt40k.device import autocast, cuda_has_native_bf16, describe_cpu, resolve_dtype  # noqa: E402
+from gpt40k.model.tokenizer import CharTokenizer  # noqa: E402
+from gpt40k.training.trainer import make_optimizer  # noqa: E402
 
 VOCAB = 97
 MIN_STEPS = 50  # with the 10 warm-up steps, enough for the loss to fall by LEARNED_NATS (~0.7 after 50)

@@ -14,7 +14,7 @@ the windows, N..2N-1, and so on (position p had p characters before it). ``--sli
 first ``--slide-chars`` characters one at a time through generation's sliding window, as sampling
 them would, once per slide given: the loss of each shows what a larger slide (fewer, cheaper
 window jumps, less context just after one) costs. The default slide rests on these two figures
-(gpt40k/generation.py).
+(gpt40k/generate/sampling.py).
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gpt40k.checkpoint import load  # noqa: E402
-from gpt40k.data import prepare_corpus, read_books  # noqa: E402
+from gpt40k.training.data import prepare_corpus, read_books  # noqa: E402
 from gpt40k.errors import GPT40kError  # noqa: E402
-from gpt40k.generation import SlidingWindow, check_slide  # noqa: E402
+from gpt40k.generate.sampling import SlidingWindow, check_slide  # noqa: E402
 
 
 def encode(text: str, tokenizer, val_split_of: str | None = None) -> tuple[torch.Tensor, float]:

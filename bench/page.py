@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gpt40k.project import default_checkpoint  # noqa: E402
-from gpt40k.runtime import describe_cpu  # noqa: E402
+from gpt40k.device import describe_cpu  # noqa: E402
 
 LIVE = "#gpt40k-live"
 COUNT_JS = f"() => document.querySelectorAll('{LIVE} .g4k-text span.g:not(.hidden)').length"
@@ -51,7 +51,9 @@ def free_port() -> int:
 
 def start_app(model: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    # behind a proxy, as on a Space: the 4 visitors below are 4 clients (X-Forwarded-For), each
+    # within the page's 2 runs a client; on loopback they would all be one
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "GPT40K_BEHIND_PROXY": "1"}
     proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--model", model, "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
     url = f"http://127.0.0.1:{port}/"
@@ -77,8 +79,9 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def open_page(browser, url, width=1440, height=900):
-    page = browser.new_page(viewport={"width": width, "height": height})
+def open_page(browser, url, width=1440, height=900, client: str = "10.0.0.1"):
+    page = browser.new_page(viewport={"width": width, "height": height},
+                            extra_http_headers={"X-Forwarded-For": client})
     page.goto(url)
     page.wait_for_selector("#gpt40k-generate")
     page.get_by_text("Settings:", exact=False).first.click()
@@ -201,7 +204,7 @@ def main() -> None:
             rows.append(("text in view in every sample, 390x844", "yes" if mobile["in_view"] else "NO"))
             phone.close()
 
-            pages = [open_page(browser, url) for _ in range(4)]
+            pages = [open_page(browser, url, client=f"10.0.1.{i}") for i in range(4)]
             for pg in pages:
                 prepare(pg, 1500, "0")
             together = watch([click(pg) for pg in pages])

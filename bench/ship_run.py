@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gpt40k.card import write_card  # noqa: E402
+from gpt40k.hub.card import write_card  # noqa: E402
 from gpt40k.files import (BEST_DIR, CHECKPOINT_FILES, SNAPSHOT_INFO_FILE, SNAPSHOTS_DIR,  # noqa: E402
                           atomic_folder)
 

@@ -30,13 +30,13 @@ sys.path.insert(0, str(ROOT))
 
 from bench.seed_model import GPTLanguageModel  # noqa: E402
 from gpt40k import GPT  # noqa: E402
-from gpt40k.config import PRESETS, build_config  # noqa: E402
-from gpt40k.data import read_books  # noqa: E402
-from gpt40k.fast_decode import FastDecoder, one_cpu_thread  # noqa: E402
-from gpt40k.generation import check_slide, draw, next_token_distribution, stream  # noqa: E402
-from gpt40k.runtime import autocast, cpu_supports_bf16, describe_cpu, keep_freed_memory, resolve_dtype  # noqa: E402
-from gpt40k.tokenizer import CharTokenizer  # noqa: E402
-from gpt40k.trainer import make_optimizer  # noqa: E402
+from gpt40k.training.config import PRESETS, build_config  # noqa: E402
+from gpt40k.training.data import read_books  # noqa: E402
+from gpt40k.generate.decoder import FastDecoder, one_cpu_thread  # noqa: E402
+from gpt40k.generate.sampling import check_slide, draw, next_token_distribution, stream  # noqa: E402
+from gpt40k.device import autocast, cpu_supports_bf16, describe_cpu, keep_freed_memory, resolve_dtype  # noqa: E402
+from gpt40k.model.tokenizer import CharTokenizer  # noqa: E402
+from gpt40k.training.trainer import make_optimizer  # noqa: E402
 
 SEED = PRESETS["seed"]
 VOCAB = 97  # the original 40k corpus

@@ -23,11 +23,11 @@ from pathlib import Path
 import torch
 
 from .errors import CheckpointError
-from .files import (SNAPSHOT_INFO_FILE, STATE_FILE, TOKENIZER_FILE, atomic_folder, checked_file, disk_errors,
-                    write_json)
-from .hub import locate
-from .model import GPT, read_model, write_model
-from .tokenizer import CharTokenizer
+from .files import SNAPSHOT_INFO_FILE, STATE_FILE, TOKENIZER_FILE, atomic_folder, checked_file, disk_errors, write_json
+from .hub.client import locate
+from .model.model import GPT
+from .model.pretrained import read_model, write_model
+from .model.tokenizer import CharTokenizer
 
 
 @dataclass
@@ -46,7 +46,7 @@ def load(name_or_path: str | Path, *, device: str | torch.device = "cpu", revisi
         tokenizer = CharTokenizer.load(folder / TOKENIZER_FILE)
     except ValueError as e:
         raise CheckpointError(str(e)) from None
-    model = read_model(folder, device)
+    model = read_model(GPT, folder, device)
     if len(tokenizer) != model.config.vocab_size:
         raise CheckpointError(f"{folder}: tokenizer has {len(tokenizer)} characters but config.json says "
                               f"vocab_size={model.config.vocab_size}; the files do not belong together")

@@ -22,11 +22,13 @@ from pathlib import Path
 import torch
 
 from .checkpoint import save_checkpoint
-from .data import read_books
 from .errors import CheckpointError, ConvertError, GPT40kError
 from .files import checked_file
-from .model import MAX_WEIGHT_BYTES, GPT, GPTConfig
-from .tokenizer import CharTokenizer
+from .model.config import GPTConfig
+from .model.model import GPT
+from .model.pretrained import MAX_WEIGHT_BYTES
+from .model.tokenizer import CharTokenizer
+from .training.data import read_books
 
 
 def _checked_input(path: str | Path, max_bytes: int) -> Path:
@@ -160,7 +162,7 @@ def convert_nanogpt(ckpt: dict, meta: dict) -> tuple[GPT, CharTokenizer]:
     return _finish(config, new, "nanoGPT ckpt.pt"), tokenizer
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gpt40k.convert", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--from", dest="source", required=True, choices=["seed", "nanogpt"], help="the source format")
@@ -168,7 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--corpus", nargs="+", help="seed: the text the model was trained on (files, folders or globs)")
     p.add_argument("--meta", help="nanogpt: the meta.pkl of its character-level data set")
     p.add_argument("--out", required=True, help="the GPT-40k checkpoint folder to write")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         print(f"error: --out {out} already exists and is not empty: convert into a new folder (nothing there is "

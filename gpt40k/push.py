@@ -9,10 +9,10 @@ import argparse
 import sys
 
 from .errors import GPT40kError
-from .publish import push_run
+from .hub.publish import push_run
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gpt40k.push", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", help="a run folder (its best checkpoint is pushed) or a checkpoint folder")
@@ -20,7 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--private", action="store_true", help="create the repository as private")
     p.add_argument("--with-training-state", action="store_true",
                    help="also push last-checkpoint/, so `train.py --resume hub:USER/NAME` can continue")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         url = push_run(args.run, args.repo_id, private=args.private, with_training_state=args.with_training_state)
     except GPT40kError as e:

@@ -11,9 +11,9 @@ import sys
 import torch
 
 from .checkpoint import load
+from .device import resolve_device
 from .errors import ConfigError, GPT40kError
-from .generation import check_sampling, check_slide, stream
-from .runtime import resolve_device
+from .generate.sampling import check_sampling, check_slide, stream
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -82,7 +82,7 @@ def tiny_args(books: Path, out: Path, **overrides) -> list[str]:
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Path:
     """One tiny run, trained once for the tests that only read a checkpoint."""
-    from gpt40k.cli import train_main
+    from gpt40k.train import main as train_main
 
     base = tmp_path_factory.mktemp("trained")
     folder = base / "books"

@@ -8,7 +8,7 @@ import torch
 
 from gpt40k import GPT, CharTokenizer, GPTConfig
 from gpt40k.app.request import GenerationRequest, clamp_request
-from gpt40k.app.stepstream import dequantise, decode_row, end_message, quantise, start_message, step_message
+from gpt40k.app.stepstream import START_KEYS, StepStream, decode_row, dequantise, quantise
 from gpt40k.app.transcript import TOP_N, generate
 
 TOK = CharTokenizer("\n !\"',-.?ETabcdehilmnoprstuvw")
@@ -111,16 +111,18 @@ def test_quantisation_keeps_weights_within_a_visible_error():
 def test_step_stream_messages_are_small_and_decode_back():
     model = small_model(block_size=32)
     transcript, events = run(model, GenerationRequest("the sea is wide", 30, 1.0, seed=0))
-    start = start_message(transcript, model_name="m", layers=2, heads=3, block=32, request={"seed": 0})
+    messages = StepStream(2, 3)
+    start = messages.start(transcript)
     header = json.loads(start)
+    assert tuple(header) == START_KEYS and messages.start(transcript) is start  # made once, the same after
     assert header["kind"] == "start" and header["prompt"] == "the sea is wide" and not header["branch"]
     for event in events:
-        message = json.loads(step_message(event))
+        message = json.loads(messages.step(event))
         assert message["i"] == event.index and message["t"] == event.step.char
         for encoded, row in zip(message["r"], event.rows):
             back = decode_row(encoded, 2, 3)
             assert back.position == row.position and np.abs(back.weights - row.weights).max() < 0.008
     # the seed model's row: 4 layers x 6 heads x 256 keys, one byte each, in base64: about 8 KB a step
-    assert len(step_message(events[-1])) < 2 * 3 * 32 * 4 / 3 + 600
-    end = end_message(start, transcript)
+    assert len(messages.step(events[-1])) < 2 * 3 * 32 * 4 / 3 + 600
+    end = messages.end(transcript)
     assert end == {"kind": "end", "run": header["run"], "steps": 30, "notes": [], "stopped": False}

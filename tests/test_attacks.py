@@ -14,7 +14,7 @@ import torch
 
 from conftest import ROOT, tiny_args
 from gpt40k import sample
-from gpt40k.cli import train_main
+from gpt40k.train import main as train_main
 from gpt40k.project import default_checkpoint
 
 SHIPPED = default_checkpoint()
@@ -98,18 +98,19 @@ def test_a_model_loading_for_ever_does_not_freeze_other_visitors(trained_run, mo
     registry = ModelRegistry()
     registry.request(str(trained_run))
     registry.sources["stuck"] = str(trained_run)
-    release = threading.Event()
+    release, loading = threading.Event(), threading.Event()
     real_load = registry.load
 
     def slow_load(name, source):
         if name == "stuck":
+            loading.set()
             release.wait(30)
         return real_load(name, source)
 
     monkeypatch.setattr(registry, "load", slow_load)
     stuck = threading.Thread(target=registry.get, args=("stuck",), daemon=True)
     stuck.start()
-    time.sleep(0.2)
+    assert loading.wait(30)  # the stuck load has begun
     start = time.monotonic()
     assert registry.get(registry.default).model is not None  # another model: answered at once
     assert time.monotonic() - start < 1.0
@@ -209,7 +210,7 @@ def test_a_deeply_nested_config(tmp_path, capsys):
 
 
 def test_a_batch_too_large_for_memory_is_a_message(books, tmp_path, capsys, monkeypatch):
-    from gpt40k import trainer
+    from gpt40k.training import trainer as trainer
 
     def no_memory(self):  # what --batch-size 100000000 meets on the first step
         raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 214748364800 bytes")

@@ -10,7 +10,7 @@ import torch
 
 from conftest import tiny_args
 from gpt40k import sample
-from gpt40k.cli import train_main
+from gpt40k.train import main as train_main
 from gpt40k.project import default_checkpoint
 
 SHIPPED = default_checkpoint()
@@ -97,8 +97,8 @@ def test_an_empty_out_and_a_nul_byte_deep_in_a_book(books, tmp_path, capsys):
     assert "03_bad.txt looks like a binary file" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("module, writer", [("gpt40k.model", "save_file"),  # the weights
-                                            ("gpt40k.tokenizer", "write_text"),  # tokenizer.json
+@pytest.mark.parametrize("module, writer", [("gpt40k.model.pretrained", "save_file"),  # the weights
+                                            ("gpt40k.model.tokenizer", "write_text"),  # tokenizer.json
                                             ("gpt40k.checkpoint.torch", "save")])  # training_state.pt
 def test_a_full_disk_while_saving_is_a_message_and_leaves_no_temporary_folder(books, tmp_path, capsys, monkeypatch,
                                                                               module, writer):
@@ -118,7 +118,7 @@ def test_a_full_disk_while_saving_is_a_message_and_leaves_no_temporary_folder(bo
 
 
 def test_two_trainers_on_one_run_folder(books, tmp_path, capsys):
-    from gpt40k.trainer import TrainingError, run_lock
+    from gpt40k.training.trainer import TrainingError, run_lock
 
     out = tmp_path / "run"
     out.mkdir()

@@ -17,6 +17,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
          "--no-first-run", "--disable-component-update", "--disable-sync"]
 LIVE = "#gpt40k-live"
 SHOWN_JS = f"() => Array.from(document.querySelectorAll('{LIVE} .g4k-text span[data-pos]:not(.hidden)')).map(s => s.textContent).join('')"
+SHOWN_LEN_JS = f"document.querySelectorAll('{LIVE} .g4k-text span[data-pos]:not(.hidden)').length"  # characters
 DONE_JS = f"() => document.querySelector('{LIVE} .g4k').dataset.state === 'idle'"  # written and shown
 # Words in the settings (labels, a slider's ends) that stick out of their component's box, cut off there
 CLIPPED_JS = """() => [...document.querySelectorAll('#gpt40k-settings .block')].flatMap(block => {
@@ -81,7 +82,8 @@ def generate(page, prompt: str, chars: int, pace: str = "35"):
     box.press("Control+a")
     box.type(str(chars))
     box.press("Tab")  # a number box sends its value when it loses focus
-    page.wait_for_timeout(300)
+    page.wait_for_function("([el, n]) => el.value === n && document.activeElement !== el",
+                           arg=[box.element_handle(), str(chars)])
     page.locator(f"{LIVE} .g4k-pace").select_option(pace)
     page.locator("#gpt40k-generate").click()
 
@@ -90,13 +92,11 @@ def test_watch_it_write_then_read_its_attention(page_on, tmp_path):
     page, url, outside, errors = page_on
     generate(page, "The emperor", 160)
     assert page.evaluate(CLIPPED_JS) == []
-    lengths = []
-    for _ in range(40):
+    lengths = [len(shown(page))]
+    while len(lengths) < 5 and lengths[-1] < len("The emperor") + 160:  # each time, wait until more is shown
+        page.wait_for_function(f"() => ({SHOWN_LEN_JS}) > {lengths[-1]}", timeout=30_000)
         lengths.append(len(shown(page)))
-        if page.evaluate(DONE_JS) and lengths[-1] == len("The emperor") + 160:
-            break
-        page.wait_for_timeout(250)
-    assert len(set(lengths)) >= 5, lengths  # it grew while we watched, a few characters at a time
+    assert len(lengths) == 5 and lengths[-1] < len("The emperor") + 160, lengths  # it grew while we watched
     page.wait_for_function(DONE_JS, timeout=30_000)
     from gradio_client import Client
 

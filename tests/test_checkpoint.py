@@ -8,7 +8,7 @@ import torch
 from gpt40k import GPT, CharTokenizer, GPTConfig
 from gpt40k.checkpoint import CheckpointError, load, load_training_state
 from gpt40k.files import atomic_folder
-from gpt40k.hub import find_checkpoint
+from gpt40k.hub.client import find_checkpoint
 
 
 def saved(tmp_path):
@@ -129,7 +129,7 @@ def _kill_at(monkeypatch, step: int | None):
 
 def _loaded_version(run, models) -> int:
     from gpt40k.checkpoint import load
-    from gpt40k.hub import find_checkpoint
+    from gpt40k.hub.client import find_checkpoint
 
     model = load(find_checkpoint(run)).model  # how the app and --resume find a run's checkpoint
     for i, m in enumerate(models):
@@ -195,7 +195,7 @@ def test_save_pretrained_and_from_pretrained_round_trip_alone_and_together(tmp_p
 
 def test_a_mistyped_local_path_is_reported_as_one(tmp_path, monkeypatch):
     from gpt40k import GPT
-    from gpt40k.hub import HubError
+    from gpt40k.hub.client import HubError
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(HubError, match="runs/mine is no folder here"):
@@ -220,7 +220,7 @@ def test_load_gives_model_tokenizer_and_folder_and_says_what_is_missing(tmp_path
 def test_a_vocabulary_over_256_characters_takes_the_uint16_path(tmp_path):
     """Ids above 255 need two bytes: encoding, the corpus cache, batches, model and checkpoint."""
     from gpt40k import GPT, GPTConfig, load
-    from gpt40k.data import get_batch, prepare_corpus
+    from gpt40k.training.data import get_batch, prepare_corpus
 
     chars = [chr(0x400 + i) for i in range(300)]  # 300 Cyrillic-and-beyond characters
     text = "".join(chars[(i * 7) % 300] for i in range(6000))

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from gpt40k.data import CorpusError, find_text_files, get_batch, prepare_corpus, read_books
-from gpt40k.tokenizer import CharTokenizer
+from gpt40k.training.data import CorpusError, find_text_files, get_batch, prepare_corpus, read_books
+from gpt40k.model.tokenizer import CharTokenizer
 
 
 def test_finds_files_folders_recursively_and_globs(tmp_path):
@@ -119,8 +119,8 @@ def test_get_batch_targets_are_inputs_shifted_and_reproducible():
 def test_counting_and_encoding_in_chunks_equal_the_whole(monkeypatch):
     import numpy as np
 
-    from gpt40k import tokenizer as tk
-    from gpt40k.data import count_chars
+    from gpt40k.model import tokenizer as tk
+    from gpt40k.training.data import count_chars
 
     text = "the émperor protects 🙂\n" * 500
     chars, counts = count_chars([text], chunk=37)

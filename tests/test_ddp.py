@@ -6,7 +6,7 @@ import sys
 
 from conftest import ROOT, tiny_args
 from gpt40k.checkpoint import load, load_training_state
-from gpt40k.plotting import read_metrics
+from gpt40k.training.plotting import read_metrics
 
 
 def torchrun(args, tmp_path):

@@ -3,7 +3,7 @@ import torch
 
 from gpt40k import GPT, GPTConfig
 from gpt40k.errors import GenerationError
-from gpt40k.generation import SlidingWindow, draw, next_token_distribution, stream
+from gpt40k.generate.sampling import SlidingWindow, draw, next_token_distribution, stream
 
 
 def small(block_size=12) -> GPT:
@@ -45,7 +45,7 @@ def test_default_slide_keeps_more_than_half_the_window_and_jumps_once_per_slide(
 def test_slide_1_reproduces_the_seeds_crop_and_recompute_generation():
     model = small(block_size=8)
     prompt = torch.randint(0, 13, (1, 3))
-    cached = model.generate(prompt, 30, temperature=0, slide=1)
+    cached = torch.cat([prompt, *(s.token[:, None] for s in stream(model, prompt, 30, temperature=0, slide=1))], 1)
     idx = prompt  # the lecture's loop: crop to block_size, full forward, argmax
     for _ in range(30):
         logits = model(idx[:, -8:]).logits[:, -1]
@@ -154,7 +154,7 @@ def after_a_prompt(activation: str, bias: bool):
 @pytest.mark.parametrize("activation, bias", [("gelu", True), ("relu", True), ("gelu", False)])
 def test_fast_decoder_step_equals_the_models_forward_with_a_cache(activation, bias):
     """fast_decode is GPT.forward for one new position: the same numbers, attention included."""
-    from gpt40k.fast_decode import FastDecoder
+    from gpt40k.generate.decoder import FastDecoder
 
     model, seq, slow, fast = after_a_prompt(activation, bias)
     decoder = FastDecoder(model)
@@ -173,7 +173,7 @@ def test_fast_decoder_step_equals_the_models_forward_with_a_cache(activation, bi
 def test_the_cuda_graph_step_equals_the_fast_decoder_step(activation, bias):
     """The GPU's recorded step (fixed shapes: the whole buffer, later keys masked), run unrecorded
     here: the same logits and attention rows as FastDecoder.step, up to the window's last position."""
-    from gpt40k.fast_decode import CudaGraphStep, FastDecoder
+    from gpt40k.generate.decoder import CudaGraphStep, FastDecoder
 
     model, seq, plain, fixed = after_a_prompt(activation, bias)
     decoder = FastDecoder(model)
@@ -193,7 +193,7 @@ def test_the_cuda_graph_step_equals_the_fast_decoder_step(activation, bias):
 
 
 def test_a_cuda_graph_that_cannot_be_recorded_falls_back_to_launching_the_step(monkeypatch, caplog):
-    from gpt40k.fast_decode import CudaGraphStep, FastDecoder
+    from gpt40k.generate.decoder import CudaGraphStep, FastDecoder
 
     def no_graphs(self):
         raise RuntimeError("CUDA graphs are not supported here")
@@ -203,7 +203,7 @@ def test_a_cuda_graph_that_cannot_be_recorded_falls_back_to_launching_the_step(m
     model(torch.tensor([[1, 2]]), cache=cache)
     graph_step = CudaGraphStep(FastDecoder(model), cache)
     monkeypatch.setattr(CudaGraphStep, "_record_graph", no_graphs)
-    with caplog.at_level("WARNING", logger="gpt40k.fast_decode"):
+    with caplog.at_level("WARNING", logger="gpt40k.generate.decoder"):
         graph_step._record()
     assert graph_step.graph is False and "not supported here" in caplog.text
     logits, _ = graph_step.step(torch.tensor([[3]]), 2, return_attention=False)
@@ -213,7 +213,7 @@ def test_a_cuda_graph_that_cannot_be_recorded_falls_back_to_launching_the_step(m
 def test_fast_decoder_fill_caches_what_the_models_forward_caches():
     """A window jump fills the cache without the last block's outputs; the keys and values are the
     forward's, after cached positions too, and the next step's logits follow."""
-    from gpt40k.fast_decode import FastDecoder
+    from gpt40k.generate.decoder import FastDecoder
 
     torch.manual_seed(0)
     model = randomised(GPT(GPTConfig(vocab_size=13, block_size=12, n_layer=3, n_head=4, n_embd=32)))
@@ -232,7 +232,7 @@ def test_fast_decoder_fill_caches_what_the_models_forward_caches():
 
 def test_fast_decoder_leaves_the_models_weights_alone():
     """The decoder scales its own copies of the weights, never the model's."""
-    from gpt40k.fast_decode import FastDecoder
+    from gpt40k.generate.decoder import FastDecoder
 
     torch.manual_seed(0)
     model = randomised(GPT(GPTConfig(vocab_size=5, block_size=4, n_layer=1, n_head=2, n_embd=8)))
@@ -246,7 +246,7 @@ def test_fast_decoder_leaves_the_models_weights_alone():
 
 def test_decode_steps_run_on_one_thread_and_give_the_count_back(monkeypatch):
     """A step is too small to share between threads; the caller's thread count is restored."""
-    import gpt40k.fast_decode as fd
+    import gpt40k.generate.decoder as fd
 
     seen = []
     real_step = fd.FastDecoder.step
@@ -259,3 +259,55 @@ def test_decode_steps_run_on_one_thread_and_give_the_count_back(monkeypatch):
         assert seen == [1] * 4 and torch.get_num_threads() == 2  # the prompt, then 4 lean steps
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_servers_decoding_thread_keeps_one_thread_and_leaves_the_others_theirs():
+    """In a thread other than the main one (a visitor's generation in the server), the step's
+    thread count is set once for that thread; the main thread and threads started afterwards keep
+    the count they had (PyTorch's default for new threads is put back)."""
+    import threading
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    seen = {}
+    paused, resume = threading.Event(), threading.Event()
+
+    def visitor():
+        steps = stream(small(), [1, 2, 3], 6)
+        next(steps), next(steps)  # decoding, between two steps
+        seen["visitor"] = torch.get_num_threads()
+        paused.set()
+        resume.wait(10)
+        list(steps)
+
+    def newcomer():
+        seen["newcomer"] = torch.get_num_threads()
+
+    try:
+        worker = threading.Thread(target=visitor)
+        worker.start()
+        assert paused.wait(10)
+        later = threading.Thread(target=newcomer)
+        later.start()
+        later.join()
+        seen["main"] = torch.get_num_threads()
+        resume.set()
+        worker.join(10)
+        assert seen == {"visitor": 1, "newcomer": 2, "main": 2}
+    finally:
+        resume.set()
+        torch.set_num_threads(before)
+
+
+def test_the_decoder_refuses_a_model_it_does_not_know():
+    """Its one accessor reads the layers by name and checks their shapes: a changed model is a
+    clear error, never text from the wrong weights."""
+    from gpt40k.errors import GenerationError
+    from gpt40k.generate.decoder import FastDecoder
+
+    model = small()
+    model.blocks[1].mlp.fc = torch.nn.Linear(model.config.n_embd, 3 * model.config.n_embd)
+    with pytest.raises(GenerationError, match="block 1 is not what model.py builds.*mlp.fc.weight"):
+        FastDecoder(model)
+    with pytest.raises(GenerationError, match="decodes a gpt40k GPT, not Linear"):
+        FastDecoder(torch.nn.Linear(2, 2))

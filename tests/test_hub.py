@@ -14,9 +14,9 @@ from huggingface_hub import ModelCard
 from conftest import HF_HOME, ROOT, tiny_args
 from gpt40k import GPT, CharTokenizer
 from gpt40k.checkpoint import CheckpointError, load_training_state
-from gpt40k.cli import PUSH_FAILED, train_main
-from gpt40k.hub import HubError, push_folder
-from gpt40k.plotting import read_metrics
+from gpt40k.train import PUSH_FAILED, main as train_main
+from gpt40k.hub.client import HubError, push_folder
+from gpt40k.training.plotting import read_metrics
 
 TOKEN = "hf_writer_secret_token_1234"
 
@@ -74,7 +74,7 @@ def test_train_push_pull_and_resume_from_the_hub(hub, books, tmp_path, capsys):
 
 
 def test_model_card(hub, trained_run):
-    from gpt40k.publish import push_run
+    from gpt40k.hub.publish import push_run
 
     push_run(trained_run, "alice/card-test")
     card = ModelCard(hub.files("alice/card-test")["README.md"].decode())
@@ -176,7 +176,7 @@ def test_offline_pull_from_the_hugging_face_cache(trained_run, tmp_path):
 
 
 def test_token_from_kaggle_secrets_when_hf_token_is_unset(monkeypatch):
-    from gpt40k.hub import find_token
+    from gpt40k.hub.client import find_token
 
     monkeypatch.delenv("HF_TOKEN", raising=False)
     assert find_token() is None  # not on Kaggle, nothing saved: no token
@@ -277,7 +277,7 @@ def test_a_push_during_training_keeps_the_progress_bar_whole(tmp_path, capsys):
 
     from huggingface_hub.utils import are_progress_bars_disabled
 
-    from gpt40k.reporting import Reporter
+    from gpt40k.training.reporting import Reporter
 
     seen = {}
 

@@ -85,7 +85,7 @@ def stop(proc):
 
 
 def test_the_space_builds_and_serves_from_what_deploy_uploads(fresh_venv, tmp_path):
-    from gpt40k import space
+    from gpt40k.hub import space
 
     folder = tmp_path / "space"
     folder.mkdir()
@@ -124,7 +124,7 @@ def test_the_wheel_installs_and_every_command_works_from_another_folder(fresh_ve
     out = sh(bin_dir / "gpt40k-space", "deploy", "alice/from-wheel", cwd=elsewhere, env=env)
     assert "deployed:" in out
     names = set(hub.files("spaces/alice/from-wheel"))
-    assert {"app.py", "requirements.txt", "README.md", "gpt40k/model.py", "gpt40k/app/static/live.js"} <= names
+    assert {"app.py", "requirements.txt", "README.md", "gpt40k/model/model.py", "gpt40k/app/static/live/main.js"} <= names
     assert any(n.startswith("checkpoints/") and n.endswith("model.safetensors") for n in names)
     for command in ("gpt40k-train", "gpt40k-sample", "gpt40k-push", "gpt40k-card", "gpt40k-convert"):
         assert "usage:" in sh(bin_dir / command, "--help", cwd=elsewhere, env={"PYTHONPATH": ""})

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from gpt40k import GPT, GPTConfig
-from gpt40k.config import PRESETS, build_config
+from gpt40k.training.config import PRESETS, build_config
 
 
 def small(**kw) -> GPT:
@@ -98,55 +98,42 @@ def test_preset_sizes():
     assert set(PRESETS) == {"seed", "seed-20m", "cpu", "tiny"}
 
 
-def test_auto_kernel_follows_the_tensors_device_at_call_time(monkeypatch):
-    """GPT(cfg).to(device) needs no set_attention_kernel: "auto" looks at the tensors when it runs."""
-    import torch.nn.functional as F
-
-    import gpt40k.model as model_module
-
-    model = small(dropout=0.0)
-    calls = []
-    real_sdpa, real_chunked = F.scaled_dot_product_attention, model_module.chunked_causal_attention
-    monkeypatch.setattr(F, "scaled_dot_product_attention", lambda *a, **k: calls.append("fused") or real_sdpa(*a, **k))
-    monkeypatch.setattr(model_module, "chunked_causal_attention",
-                        lambda *a, **k: calls.append("chunked") or real_chunked(*a, **k))
-    idx = torch.randint(0, 11, (1, 8))
-    model.to("cpu")(idx)
-    assert calls == ["chunked"] * 2  # on CPU: cpu_kernels, in both layers
-    calls.clear()
-    model(idx, return_attention=True)
-    assert calls == []  # the weights come from causal_attention, whatever the kernel
-    small(dropout=0.0).to("meta")(idx.to("meta"))  # a device that is not the CPU (a GPU would be): fused
-    assert calls == ["fused"] * 2
-    calls.clear()
-    model.set_attention_kernel("fused")
-    model(idx)
-    assert calls == ["fused"] * 2
-    assert all(block.attn.kernel == "fused" for block in model.blocks)
-
-
-def test_kernels_agree_with_the_lectures_attention():
-    """auto (cpu_kernels here), fused and math give the same logits, with and without a KV cache."""
+def test_on_a_cpu_auto_is_exactly_the_lectures_code_and_fused_agrees():
+    """model.py alone: "auto" on a CPU runs causal_attention itself (bit for bit "math"); "fused"
+    (PyTorch's kernel) computes the same to rounding, with and without a KV cache."""
     model = small(dropout=0.0)
     idx = torch.randint(0, 11, (2, 16))
     model.set_attention_kernel("math")
     reference = model(idx).logits
-    for kernel in ("auto", "fused"):
-        model.set_attention_kernel(kernel)
-        torch.testing.assert_close(model(idx).logits, reference, atol=1e-5, rtol=1e-5)
-        cache = model.new_cache(2)  # 10 positions, then 6 more after them: a mask with an offset
-        model(idx[:, :10], cache=cache)
-        torch.testing.assert_close(model(idx[:, 10:], cache=cache).logits, reference[:, 10:], atol=1e-5, rtol=1e-5)
+    model.set_attention_kernel("auto")
+    assert torch.equal(model(idx).logits, reference)
+    model.set_attention_kernel("fused")
+    torch.testing.assert_close(model(idx).logits, reference, atol=1e-5, rtol=1e-5)
+    cache = model.new_cache(2)  # 10 positions, then 6 more after them: a mask with an offset
+    model(idx[:, :10], cache=cache)
+    torch.testing.assert_close(model(idx[:, 10:], cache=cache).logits, reference[:, 10:], atol=1e-5, rtol=1e-5)
 
 
-def test_math_kernel_is_pytorchs_exact_dropout():
-    """--attention math is the reference: nn.Dropout with the exact p, no 1/256 rounding."""
+def test_the_lectures_model_uses_pytorchs_exact_dropout():
+    """No CPU trick inside model.py: every dropout is nn.Dropout with the exact p."""
     model = small(dropout=0.2).train()
-    model.set_attention_kernel("math")
+    drops = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert len(drops) == 1 + 3 * 2 and all(type(m) is torch.nn.Dropout and m.p == 0.2 for m in drops)
     x = torch.ones(400, 400)
     torch.manual_seed(0)
     y = model.dropout(x)
     torch.manual_seed(0)
     assert torch.equal(y, torch.nn.functional.dropout(x, 0.2))
-    model.set_attention_kernel("auto")
-    assert abs((model.dropout(x) == 0).float().mean().item() - 51 / 256) < 0.005
+
+
+def test_the_lectures_generate_draws_what_stream_draws_with_slide_1():
+    """GPT.generate, the lecture's loop (a full forward pass a character), and the fast sampler
+    with the seed's window give the same characters from the same generator, past block_size too."""
+    from gpt40k.generate import stream
+
+    model = small()
+    prompt = torch.randint(0, 11, (1, 5))
+    slow = model.generate(prompt, 30, temperature=0.9, top_k=6, generator=torch.Generator().manual_seed(3))
+    fast = [s.token.item() for s in stream(model, prompt, 30, temperature=0.9, top_k=6, slide=1,
+                                           generator=torch.Generator().manual_seed(3))]
+    assert slow[0, 5:].tolist() == fast and slow.shape == (1, 35)

@@ -19,8 +19,11 @@ def test_the_live_view_files_are_package_data():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert config["packages"]["find"]["include"] == ["gpt40k*"]
     patterns = config["package-data"]["gpt40k.app"]
-    assert patterns == ["static/*"] and {p.name for p in (ROOT / "gpt40k/app/static").iterdir()} == {
-        "live.html", "live.css", "live.js"}
+    shipped = {p.relative_to(ROOT / "gpt40k/app").as_posix() for p in (ROOT / "gpt40k/app/static").rglob("*")
+               if p.is_file()}
+    matched = {f for f in shipped if any(PurePosixPath(f).match(pattern) for pattern in patterns)}
+    assert patterns == ["static/*", "static/live/*"] and matched == shipped  # every file of the view ships
+    assert {"static/live.html", "static/live.css", "static/live/main.js", "static/live/protocol.js"} <= shipped
 
 
 def requirement_lines(name: str) -> list[str]:

@@ -4,6 +4,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 from gpt40k.app.page import api_generate, build_ui, make_handlers
 from gpt40k.app.registry import ModelRegistry, find_snapshots
@@ -128,8 +129,16 @@ def test_compare_streams_both_models_with_the_same_prompt_and_seed(registry):
 def test_timeline_writes_with_the_chosen_snapshot(registry):
     registry.request(None)
     *_, timeline, switch_model = make_handlers(registry)
+    snapshot = registry.get("tiny @ step 50 · val loss 2.200")  # the fixture's snapshots are the final weights:
+    with torch.no_grad():  # make this one write differently, then see its text on the page
+        snapshot.model.lm_head.bias[snapshot.tokenizer.encode("e")[0]] += 8.0
+
+    def written(chunks):
+        return "".join(json.loads(m)["t"] for c in chunks for m in c[1:])
+
     chunks, end = run_to_end(timeline("tiny", "step 50 · val loss 2.200", "The", 30, 0.8, 1))
-    assert json.loads(chunks[-1][0])["model"] == "tiny @ step 50 · val loss 2.200" and end["steps"] == 30
+    final, _ = run_to_end(timeline("tiny", "trained (final)", "The", 30, 0.8, 1))
+    assert end["steps"] == 30 and written(chunks).count("e") > 20 and written(final).count("e") < 15
     card, snapshots, about = switch_model("tiny")
     assert "**The model, tiny:** a character-level GPT of 28,966 parameters" in about
     assert "parameters" in card and snapshots["choices"][-1] in ("trained (final)", ("trained (final)", "trained (final)"))
@@ -157,7 +166,7 @@ def test_a_model_already_on_offer_is_not_listed_twice(registry, tmp_path):
 
 
 def test_a_hub_models_step_branches_become_its_timeline(hub, trained_run):
-    from gpt40k.hub import push_folder
+    from gpt40k.hub.client import push_folder
 
     for branch in (None, "step-20", "step-100"):
         push_folder(trained_run / "best", "alice/tiny", commit_message="x", branch=branch)

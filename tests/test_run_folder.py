@@ -9,8 +9,8 @@ import pytest
 
 from conftest import tiny_args
 from gpt40k.checkpoint import load_training_state
-from gpt40k.cli import train_main
-from gpt40k.plotting import read_metrics
+from gpt40k.train import main as train_main
+from gpt40k.training.plotting import read_metrics
 
 
 def best_val(run):
@@ -102,8 +102,8 @@ def test_the_time_limit_is_per_session(books, tmp_path, capsys):
 
 
 def test_an_interrupt_before_the_first_evaluation_keeps_no_random_best(books, tmp_path, capsys):
-    from gpt40k.cli import build_parser, resolve_config
-    from gpt40k.trainer import Trainer
+    from gpt40k.train import build_parser, resolve_config
+    from gpt40k.training.trainer import Trainer
 
     out = tmp_path / "run"
     cfg, _ = resolve_config(build_parser().parse_args(tiny_args(books, out, max_iters=100, eval_interval=50)))

@@ -4,6 +4,8 @@ import sys
 
 import torch
 
+from gpt40k.generate import stream
+
 from conftest import ROOT
 from gpt40k import load
 
@@ -39,8 +41,9 @@ def test_sample_slide_sets_the_window_and_is_checked_first(trained_run):
 
     def expected(**slide):
         generator = torch.Generator().manual_seed(3)
-        ids = ckpt.model.generate(prompt, 3 * block, temperature=1.0, generator=generator, **slide)
-        return ckpt.tokenizer.decode(ids[0].tolist()) + "\n"
+        ids = [s.token.item() for s in stream(ckpt.model, prompt, 3 * block, temperature=1.0, generator=generator,
+                                              **slide)]
+        return ckpt.tokenizer.decode(prompt[0].tolist() + ids) + "\n"
 
     assert expected(slide=1) != expected()  # past block_size, the windows differ, and so does the text
     seed_window = sample(*args, "--slide", 1)

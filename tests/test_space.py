@@ -4,6 +4,7 @@ import yaml
 
 from conftest import TOKENS
 from gpt40k import space
+from gpt40k.hub import space as deploy_logic
 from gpt40k.project import SHIPPED_MODELS
 
 SECRET = next(iter(TOKENS))
@@ -15,8 +16,8 @@ def test_deploy_uploads_exactly_what_the_space_needs_and_sets_the_model(hub, cap
     assert repo.settings == {"sdk": "gradio", "hardware": "zero-a10g"}
     files = hub.files("spaces/alice/demo")
     names = set(files)
-    assert {"app.py", "requirements.txt", "README.md", "gpt40k/model.py", "gpt40k/app/page.py",
-            "gpt40k/app/static/live.js", f"checkpoints/{SHIPPED_MODELS[0]}/model.safetensors",
+    assert {"app.py", "requirements.txt", "README.md", "gpt40k/model/model.py", "gpt40k/app/page.py",
+            "gpt40k/app/static/live/main.js", f"checkpoints/{SHIPPED_MODELS[0]}/model.safetensors",
             f"checkpoints/{SHIPPED_MODELS[0]}/config.json"} <= names
     assert not any(n.startswith(("tests/", "bench/", ".venv", "runs/", "docs/")) or "__pycache__" in n
                    for n in names)
@@ -39,7 +40,7 @@ def test_deploy_again_updates_and_stores_the_token_only_when_asked(hub, capsys):
 
 
 def test_a_model_and_a_space_may_share_a_name(hub):
-    from gpt40k.hub import push_folder
+    from gpt40k.hub.client import push_folder
     from conftest import ROOT
 
     push_folder(ROOT / "checkpoints" / SHIPPED_MODELS[0], "alice/shipped", commit_message="model")
@@ -96,7 +97,7 @@ def test_deploy_uploads_only_the_shipped_checkpoints(hub, tmp_path, monkeypatch)
         shutil.copytree(ROOT / "checkpoints" / name, folder / name)
     shutil.copytree(ROOT / "checkpoints" / SHIPPED_MODELS[0], folder / "my-own-model")
     (folder / SHIPPED_MODELS[0] / "notes.txt").write_text("mine")
-    monkeypatch.setattr(space, "checkpoints_dir", lambda: folder)
+    monkeypatch.setattr(deploy_logic, "checkpoints_dir", lambda: folder)
     assert space.main(["deploy", "alice/demo"]) == 0
     names = set(hub.files("spaces/alice/demo"))
     assert not any("my-own-model" in n or n.endswith("notes.txt") for n in names)

@@ -58,7 +58,7 @@ def test_a_stalled_hub_is_a_message_not_a_hang(stalled_hub, tmp_path, cmd):
 
 def test_the_app_starts_on_the_shipped_model_when_the_hub_stalls(stalled_hub, tmp_path):
     from gpt40k.app.registry import ModelRegistry
-    from gpt40k.hub import HUB_TIMEOUT_S  # noqa: F401 (read at import: set by the env in a subprocess)
+    from gpt40k.hub.client import HUB_TIMEOUT_S  # noqa: F401 (read at import: set by the env in a subprocess)
 
     code = ("from gpt40k.app.registry import ModelRegistry; r = ModelRegistry(); r.add_shipped(); "
             "r.request('alice/model'); print(r.default); print(r.warning)")

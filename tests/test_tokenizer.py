@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from gpt40k.errors import TokenizerError
-from gpt40k.tokenizer import CharTokenizer, UnknownCharactersError
+from gpt40k.model.tokenizer import CharTokenizer, UnknownCharactersError
 
 
 def test_vocab_is_sorted_distinct_chars_and_round_trips():

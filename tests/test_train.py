@@ -10,10 +10,10 @@ import torch
 
 from conftest import ROOT, tiny_args
 from gpt40k.checkpoint import load_training_state
-from gpt40k.cli import build_parser, resolve_config, train_main
-from gpt40k.config import TrainConfig, build_config
-from gpt40k.plotting import read_metrics
-from gpt40k.trainer import Trainer, TrainingError, lr_at
+from gpt40k.train import build_parser, resolve_config, main as train_main
+from gpt40k.training.config import TrainConfig, build_config
+from gpt40k.training.plotting import read_metrics
+from gpt40k.training.trainer import Trainer, TrainingError, lr_at
 
 
 def metrics(run):
@@ -101,9 +101,9 @@ def test_early_stopping_keeps_best_apart_from_latest(books, tmp_path, monkeypatc
     cfg = build_config("tiny", dict(data=[str(books)], out=str(out), sample_chars=0, patience=2,
                                     eval_interval=10, max_iters=200))
     devices = []
-    monkeypatch.setattr("gpt40k.runtime.keep_freed_memory", devices.append)
+    monkeypatch.setattr("gpt40k.device.keep_freed_memory", devices.append)
     trainer = Trainer(cfg)
-    assert devices == [torch.device("cpu")]  # training on a CPU keeps freed tensors' memory (runtime.py)
+    assert devices == [torch.device("cpu")]  # training on a CPU keeps freed tensors' memory (device.py)
     val_losses = iter([3.0, 2.0, 2.5, 2.6, 2.7])  # best at step 10, then two worse evaluations
     monkeypatch.setattr(trainer, "estimate_loss", lambda: {"train": 1.0, "val": next(val_losses)})
     result = trainer.run()
@@ -183,7 +183,7 @@ def test_snapshot_interval_must_fall_on_evaluations(books, tmp_path):
 
 @pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this system")
 def test_a_closed_terminal_sighup_stops_like_sigterm():
-    from gpt40k.trainer import StopSignal
+    from gpt40k.training.trainer import StopSignal
 
     with StopSignal().installed() as stop:
         signal.raise_signal(signal.SIGHUP)  # Python runs the handler before the next line

@@ -5,7 +5,8 @@ transcript.py  a generation step by step: choices and attention rows
 stepstream.py  the messages the server streams to the page
 registry.py    the models on offer: shipped, requested, their training snapshots
 page.py        the Gradio page and the `generate` API
-static/        the live view drawn in the browser: live.html, live.css, live.js
+static/        the live view drawn in the browser: live.html, live.css, live/*.js (ES modules)
+livejs.py      those modules bundled into the one script gr.HTML runs
 serve.py       `python app.py`: load the models, build the page, serve it
 """
 

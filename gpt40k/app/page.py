@@ -1,5 +1,5 @@
 """The Gradio page: the prompt and its controls, the live view (drawn in the browser by
-static/live.js from the step stream), the Model tab with the card, the training timeline and
+static/live/, ES modules, from the step stream), the Model tab with the card, the training timeline and
 Compare, and the `generate` API endpoint."""
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..tokenizer import MAX_PROMPT_CHARS
-from .registry import LoadedModel, ModelRegistry
-from .request import GenerationRequest, LIMITS
-from .stepstream import end_message, start_message, step_message
-from .transcript import generate as write_steps  # `generate` is the API's name (and its MCP tool's)
+from ..model.tokenizer import MAX_PROMPT_CHARS
 from .limits import MAX_RUNNING, ClientLimits
+from .livejs import live_script
+from .registry import LoadedModel, ModelRegistry
+from .request import LIMITS, GenerationRequest
+from .stepstream import StepStream, error_message
+from .transcript import generate as write_steps  # `generate` is the API's name (and its MCP tool's)
 from .zerogpu import gpu_function, zero_gpu_active
 
 log = logging.getLogger("gpt40k.app")
@@ -38,7 +39,7 @@ PAGE_CSS = """
 def live_view(stop_id: str, pace: int = 35, elem_id: str | None = None) -> gr.HTML:
     """The live view component; ``stop_id``: the Stop button it freezes at once when clicked."""
     return gr.HTML(value=None, html_template=(STATIC / "live.html").read_text(encoding="utf-8"),
-                   js_on_load=(STATIC / "live.js").read_text(encoding="utf-8"), apply_default_css=False,
+                   js_on_load=live_script(), apply_default_css=False,
                    stop_id=stop_id, pace=pace, elem_id=elem_id)
 
 
@@ -49,32 +50,25 @@ def page_css() -> str:
 def stream_run(lm: LoadedModel, req: GenerationRequest, branch: tuple[str, str] | None = None,
                keep: int = 0) -> Iterator[list[str] | dict]:
     """The step stream of one run (see stepstream.py): batches [start, new steps...], then the end."""
-    pending: list[str] = []
-    start, transcript, last = None, None, 0.0
     cfg = lm.model.config
+    messages = StepStream(cfg.n_layer, cfg.n_head, branch=branch is not None, keep=keep)
+    pending: list[str] = []
+    transcript, last = None, 0.0
     try:
         for transcript, event in write_steps(lm.model, lm.tokenizer, req, branch=branch):
-            if start is None:
-                start = start_message(transcript, model_name=lm.name, layers=cfg.n_layer, heads=cfg.n_head,
-                                      block=cfg.block_size, request=vars(req) | {"prompt": None},
-                                      branch=branch is not None, keep=keep)
-            pending.append(step_message(event))
+            pending.append(messages.step(event))
             if time.monotonic() - last >= YIELD_EVERY_S:
                 last = time.monotonic()
-                yield [start, *pending]
+                yield [messages.start(transcript), *pending]
                 pending = []
     except Exception as e:  # never a traceback on the page
         log.exception("generation failed")
-        yield _error(f"Generation failed: {e}")
+        yield error_message(f"Generation failed: {e}")
         return
-    if start is not None:
+    if transcript is not None:
         if pending:
-            yield [start, *pending]
-        yield end_message(start, transcript)
-
-
-def _error(message: str) -> dict:
-    return {"kind": "error", "message": message}
+            yield [messages.start(transcript), *pending]
+        yield messages.end(transcript)
 
 
 def gpu_decorator(registry: ModelRegistry):
@@ -100,16 +94,16 @@ def make_handlers(registry: ModelRegistry, limits: ClientLimits | None = None):
         try:
             lm = registry.get(model_name)
         except Exception as e:
-            yield _error(f"The model could not be loaded: {e}")
+            yield error_message(f"The model could not be loaded: {e}")
             return
         yield from stream_run(lm, GenerationRequest(prompt, max_new, temperature, top_k, top_p, seed))
 
-    @fair(_error(BUSY))
+    @fair(error_message(BUSY))
     @on_gpu(2)
     def write(model_name, prompt, max_new, temperature, top_k, top_p, seed, request: gr.Request = None):
         yield from write_with(model_name, prompt, max_new, temperature, top_k, top_p, seed)
 
-    @fair(_error(BUSY))
+    @fair(error_message(BUSY))
     @on_gpu(1)
     def branch(model_name, max_new, temperature, top_k, top_p, seed, evt: gr.EventData, request: gr.Request = None):
         """The page asks: continue ``text`` + ``char`` (a candidate the visitor clicked)."""
@@ -117,15 +111,15 @@ def make_handlers(registry: ModelRegistry, limits: ClientLimits | None = None):
         text, char, keep = data.get("text"), data.get("char"), data.get("keep")
         if not (isinstance(text, str) and isinstance(char, str) and len(char) == 1 and isinstance(keep, int)
                 and 0 <= keep <= LIMITS["max_new_chars"][1] and len(text) <= MAX_PROMPT_CHARS):
-            yield _error("This branch request is malformed: click a candidate under a finished text.")
+            yield error_message("This branch request is malformed: click a candidate under a finished text.")
             return
         try:
             lm = registry.get(model_name)
         except Exception as e:
-            yield _error(f"The model could not be loaded: {e}")
+            yield error_message(f"The model could not be loaded: {e}")
             return
         if char not in lm.tokenizer.stoi:
-            yield _error(f"The model does not know the character {char!r}: it cannot write it.")
+            yield error_message(f"The model does not know the character {char!r}: it cannot write it.")
             return
         req = GenerationRequest("", max_new, temperature, top_k, top_p, seed)
         yield from stream_run(lm, req, branch=(text, char), keep=keep)
@@ -153,7 +147,7 @@ def make_handlers(registry: ModelRegistry, limits: ClientLimits | None = None):
             return
         yield texts[0], texts[1], _notes_md(notes)
 
-    @fair(_error(BUSY))
+    @fair(error_message(BUSY))
     @on_gpu(3)
     def timeline(model_name, label, prompt, max_new, temperature, seed, request: gr.Request = None):
         entries = dict(registry.timeline(model_name))

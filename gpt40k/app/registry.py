@@ -15,13 +15,13 @@ import torch
 import yaml  # huggingface_hub's own dependency: the card's front matter
 
 from ..checkpoint import load
-from ..files import CARD_FILE, CURVE_FILE, SNAPSHOT_INFO_FILE, SNAPSHOTS_DIR, checked_file, read_checked_json
 from ..errors import CheckpointError, GPT40kError
-from ..hub import find_checkpoint, step_branches
-from ..model import GPT
+from ..files import CARD_FILE, CURVE_FILE, SNAPSHOT_INFO_FILE, SNAPSHOTS_DIR, checked_file, read_checked_json
+from ..hub.client import find_checkpoint, step_branches
+from ..model.model import GPT
+from ..model.tokenizer import CharTokenizer
 from ..project import SHIPPED_MODELS, checkpoints_dir
 from .zerogpu import use_gpu, zero_gpu_active
-from ..tokenizer import CharTokenizer
 
 log = logging.getLogger("gpt40k.app")
 LOAD_WAIT_S = 120.0  # a visitor waiting for another's load of the same model gives up after this

@@ -14,7 +14,6 @@ except ImportError:
     pass
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
-
 from starlette.middleware import Middleware  # noqa: E402
 
 from ..errors import GPT40kError
@@ -60,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}")
         return 2
     if "OMP_NUM_THREADS" not in os.environ:
-        # Decoding steps run on one thread anyway (gpt40k.fast_decode); here the prompt's and the window
+        # Decoding steps run on one thread anyway (gpt40k.generate.decoder); here the prompt's and the window
         # jumps' passes do too, because visitors' generations run side by side and share the cores
         # (with the browser, on a laptop). Before the lean steps this alone gave 650 characters/s shown
         # at the fastest setting instead of 500 (bench/page.py).

@@ -1,16 +1,19 @@
 """The step stream: what the server sends the page while the model writes, one small message per
 step, so the browser draws everything itself and nothing already sent is sent again.
 
-Each update of a run is a list: the run's start message, then the steps new since the last update
-(Gradio sends an update as edits of the one before, so the unchanged start costs nothing):
+``StepStream`` is the one place these messages are made; ``static/live/protocol.js`` is the one
+place the page reads them (tests/test_protocol.py checks that the two agree). Each update of a
+run is a list: the run's start message, then the steps new since the last update (Gradio sends
+an update as edits of the one before, so the unchanged start costs nothing):
 
-    {"kind": "start", "run", "model", "layers", "heads", "block", "prompt", "branch", "keep", "notes", "request"}
+    {"kind": "start", "run", "layers", "heads", "prompt", "branch", "keep", "notes"}
     {"i": step, "t": char, "p": prob, "c": [[char, prob], ...], "r": [[position, first_key, "base64"], ...]}
     ...
 When the run ends, one small object follows:
     {"kind": "end", "run", "steps", "notes", "stopped"}
-Sending only new steps keeps each update's cost flat; a growing list made the server and the
-browser slower with every step (75 characters/s shown after 1,500).
+and a run that cannot go on sends {"kind": "error", "message"} instead. Sending only new steps
+keeps each update's cost flat; a growing list made the server and the browser slower with every
+step (75 characters/s shown after 1,500).
 
 Attention weights are quantised to one byte each on a square-root scale, q = round(255 * sqrt(w)),
 which keeps the small weights of diffuse heads visible (the page draws on the same scale);
@@ -28,17 +31,19 @@ import numpy as np
 
 from .transcript import AttentionRow, StepEvent, Transcript
 
+QUANT_LEVELS = 255  # q = round(QUANT_LEVELS * sqrt(w)): one byte a weight
+START_KEYS = ("kind", "run", "layers", "heads", "prompt", "branch", "keep", "notes")
+STEP_KEYS = ("i", "t", "p", "c", "r")  # step number (1-based), character, its probability, candidates, rows
+END_KEYS = ("kind", "run", "steps", "notes", "stopped")
+PROB_DIGITS = 5
+
 
 def quantise(weights: np.ndarray) -> np.ndarray:
-    return np.rint(255 * np.sqrt(np.clip(weights, 0.0, 1.0))).astype(np.uint8)
+    return np.rint(QUANT_LEVELS * np.sqrt(np.clip(weights, 0.0, 1.0))).astype(np.uint8)
 
 
 def dequantise(q: np.ndarray) -> np.ndarray:
-    return (q.astype(np.float32) / 255) ** 2
-
-
-def _dumps(message: dict) -> str:
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    return (q.astype(np.float32) / QUANT_LEVELS) ** 2
 
 
 def encode_row(row: AttentionRow) -> list:
@@ -51,22 +56,37 @@ def decode_row(encoded: list, layers: int, heads: int) -> AttentionRow:
     return AttentionRow(position, first_key, dequantise(q))
 
 
-def start_message(transcript: Transcript, *, model_name: str, layers: int, heads: int, block: int,
-                  request: dict, branch: bool = False, keep: int = 0, run: str | None = None) -> str:
-    """``branch``: the run continues the one on the page, whose first ``keep`` steps stay, then
-    the forced character (the last of ``transcript.prompt``)."""
-    return _dumps({"kind": "start", "run": run or uuid.uuid4().hex[:12], "model": model_name, "layers": layers,
-                   "heads": heads, "block": block, "prompt": transcript.prompt, "branch": branch, "keep": keep,
-                   "notes": transcript.notes, "request": request})
+def error_message(message: str) -> dict:
+    return {"kind": "error", "message": message}
 
 
-def step_message(event: StepEvent) -> str:
-    s = event.step
-    return _dumps({"i": event.index, "t": s.char, "p": round(s.prob, 5),
-                   "c": [[c, round(p, 5)] for c, p in s.candidates], "r": [encode_row(r) for r in event.rows]})
+def _dumps(message: dict) -> str:
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
 
 
-def end_message(run_start: str, transcript: Transcript, stopped: bool = False) -> dict:
-    run = json.loads(run_start)["run"]
-    return {"kind": "end", "run": run, "steps": len(transcript.steps), "notes": transcript.notes,
-            "stopped": stopped or transcript.timed_out}
+class StepStream:
+    """The messages of one run, for a model of ``layers`` x ``heads``. ``branch``: the run continues
+    the one on the page, whose first ``keep`` steps stay, then the forced character (the last of
+    the transcript's prompt)."""
+
+    def __init__(self, layers: int, heads: int, *, branch: bool = False, keep: int = 0, run: str | None = None):
+        self.layers, self.heads, self.branch, self.keep = layers, heads, branch, keep
+        self.run = run or uuid.uuid4().hex[:12]
+        self._start: str | None = None
+
+    def start(self, transcript: Transcript) -> str:
+        """The start message, made at the first call and the same string after (the page tells runs apart by it)."""
+        if self._start is None:
+            self._start = _dumps(dict(zip(START_KEYS, ("start", self.run, self.layers, self.heads, transcript.prompt,
+                                                       self.branch, self.keep, transcript.notes))))
+        return self._start
+
+    def step(self, event: StepEvent) -> str:
+        s = event.step
+        return _dumps(dict(zip(STEP_KEYS, (event.index, s.char, round(s.prob, PROB_DIGITS),
+                                           [[c, round(p, PROB_DIGITS)] for c, p in s.candidates],
+                                           [encode_row(r) for r in event.rows]))))
+
+    def end(self, transcript: Transcript, stopped: bool = False) -> dict:
+        return dict(zip(END_KEYS, ("end", self.run, len(transcript.steps), transcript.notes,
+                                   stopped or transcript.timed_out)))

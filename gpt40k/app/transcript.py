@@ -5,7 +5,7 @@ Positions are absolute positions in the text the page shows (prompt first). Char
 read in the forward pass that follows its writing, so its attention row arrives one step after
 it: step 1 brings the rows of the whole prompt, step k the row of the character step k-1 wrote.
 Rows are kept as the model computed them when it first read the character: when the context
-window jumps (``gpt40k.generation``), earlier rows are recomputed, but the page shows the first.
+window jumps (``gpt40k.generate``), earlier rows are recomputed, but the page shows the first.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from ..generation import stream
-from ..model import GPT
-from ..tokenizer import CharTokenizer
+from ..generate.sampling import stream
+from ..model.model import GPT
+from ..model.tokenizer import CharTokenizer
 from .request import GenerationRequest, clamp_request, fit_to_budget
 
 TOP_N = 10  # candidates kept per step

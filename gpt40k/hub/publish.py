@@ -7,11 +7,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..checkpoint import load_training_state
+from ..errors import HubError
+from ..files import CARD_FILE, CHECKPOINT_FILES, CURVE_FILE, LATEST_DIR, METRICS_FILE, RESUME_DIR, STATE_FILE
 from .card import build_card, write_card
-from .checkpoint import load_training_state
-from .errors import HubError
-from .files import CARD_FILE, CHECKPOINT_FILES, CURVE_FILE, LATEST_DIR, METRICS_FILE, RESUME_DIR, STATE_FILE
-from .hub import find_checkpoint, parse_repo_ref, push_folder, write_api
+from .client import find_checkpoint, parse_repo_ref, push_folder, write_api
 
 
 def push_run(run_dir: str | Path, repo_id: str, *, private: bool = False, with_training_state: bool = False,

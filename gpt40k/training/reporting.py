@@ -8,12 +8,21 @@ import logging
 import math
 from pathlib import Path
 
-from .card import write_card
-from .errors import CheckpointError, HubError, TrainingError
-from .files import (BEST_DIR, CONFIG_FILE, CURVE_FILE, LATEST_DIR, METRICS_FILE, SUMMARY_FILE, checked_file, write_json,
-                    write_text)
+from ..errors import CheckpointError, HubError, TrainingError
+from ..files import (
+    BEST_DIR,
+    CONFIG_FILE,
+    CURVE_FILE,
+    LATEST_DIR,
+    METRICS_FILE,
+    SUMMARY_FILE,
+    checked_file,
+    write_json,
+    write_text,
+)
+from ..hub.card import write_card
+from ..hub.publish import push_run, push_snapshot
 from .plotting import parse_metrics, plot_loss_curve
-from .publish import push_run, push_snapshot
 
 LN2 = math.log(2)
 

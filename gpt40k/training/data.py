@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import CorpusError, list_chars
-from .files import atomic_file, write_json
-from .tokenizer import ENCODE_CHUNK, CharTokenizer, codepoints
+from ..errors import CorpusError, list_chars
+from ..files import atomic_file, write_json
+from ..model.tokenizer import ENCODE_CHUNK, CharTokenizer, codepoints
 
 GLOB_CHARS = set("*?[")
 MAX_UNKNOWN_SHARE = 0.01  # resuming: past 1% of unknown characters the text is not the run's own

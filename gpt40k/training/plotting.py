@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .files import atomic_file, checked_file
+from ..files import atomic_file, checked_file
 
 
 def parse_metrics(text: str) -> tuple[list[dict], int]:

@@ -1,4 +1,6 @@
-"""Two CPU speed-ups for training, each checked against the plain code in model.py.
+"""Two CPU speed-ups for training, each checked against the plain code in model.py, swapped into
+a model from outside by one call, ``use_cpu_kernels(model)``, which the trainer makes on CPUs
+with ``--attention auto`` (the default).
 
 On a CPU a training step at the seed preset (batch 64 x block 256, 6 heads) spent most of its
 time not in matrix products but in passes over the (64, 6, 256, 256) attention maps, 100 MB
@@ -14,8 +16,8 @@ set the pace, and most on the CPUs without bf16 (bench/speed.py --profile):
   ``model.causal_attention`` to rounding (tests/test_cpu_kernels.py).
 - ``ByteDropout`` draws eight dropout decisions per 64-bit random number and applies them as a
   multiplier. That needs the drop probability to be a multiple of 1/256: **0.2 becomes 0.1992**.
-  This changes the numbers, so it is off for ``--attention math``, the exact reference
-  (PyTorch's own dropout).
+  This changes the numbers, so ``--attention math``, the exact reference, leaves the model as
+  model.py builds it (PyTorch's own dropout).
 
 GPUs have fast random numbers and a fused attention kernel, so neither is used there; nor under
 ``torch.compile``, which fuses the plain code and draws its own random numbers.
@@ -27,6 +29,8 @@ import math
 
 import torch
 import torch.nn as nn
+
+from ..model.model import CausalSelfAttention, causal_attention
 
 MAP_CHUNK_BYTES = 2 << 20  # scores of one tile of maps: small enough to stay in a core's cache
 ROW_BLOCK = 64  # query rows per tile: the keys after a tile's last row are skipped (masked anyway)
@@ -54,14 +58,11 @@ class ByteDropout(nn.Dropout):
     """``nn.Dropout`` whose CPU masks come from random bytes, with p rounded to 1/256 (see above).
 
     PyTorch's CPU dropout draws one random number per element: on the seed preset's attention
-    maps that was 40% of a training step. ``exact = True`` (set by ``--attention math``) or a
-    GPU gives PyTorch's dropout with the exact p.
+    maps that was 40% of a training step. On a GPU it is PyTorch's dropout with the exact p.
     """
 
-    exact = False
-
     def forward(self, x):
-        if self.exact or not self.training or self.p == 0 or x.device.type != "cpu" or torch.compiler.is_compiling():
+        if not self.training or self.p == 0 or x.device.type != "cpu" or torch.compiler.is_compiling():
             return super().forward(x)  # the compiler generates its own fast random numbers
         return x * keep_scale(random_bytes(x.numel(), x.device).view(x.shape), dropout_threshold(self.p), x.dtype)
 
@@ -174,3 +175,30 @@ def _weights(q, k, bias, keep) -> tuple[torch.Tensor, torch.Tensor]:
 def chunked_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0):
     """Causal attention of ``q`` (B, H, T, d) over ``k``, ``v`` (B, H, past + T, d), tile by tile."""
     return _ChunkedAttention.apply(q, k, v, dropout_p)
+
+
+class CPUCausalSelfAttention(CausalSelfAttention):
+    """The model's attention, with ``chunked_causal_attention`` where it helps: on a CPU, over more
+    than one new position, when nobody asks for the weights, outside ``torch.compile``."""
+
+    def attend(self, q, k, v, return_attention: bool):
+        if return_attention or q.device.type != "cpu" or q.size(2) == 1:
+            return super().attend(q, k, v, return_attention)
+        if torch.compiler.is_compiling():  # the compiler fuses the plain code itself
+            return causal_attention(q, k, v, self.attn_dropout)
+        return chunked_causal_attention(q, k, v, self.attn_dropout.p if self.training else 0.0), None
+
+
+def use_cpu_kernels(model: nn.Module) -> nn.Module:
+    """Swap this file's kernels into ``model`` (a GPT), in place: every ``nn.Dropout`` becomes a
+    ``ByteDropout`` (p rounded to 1/256: 0.2 -> 0.1992) and every attention a
+    ``CPUCausalSelfAttention``. The weights, their names and the state dict stay as they are, so a
+    checkpoint saved from either loads into both."""
+    for module in list(model.modules()):
+        for name, child in module.named_children():
+            if type(child) is nn.Dropout:
+                setattr(module, name, ByteDropout(child.p, child.inplace).train(child.training))
+    for module in model.modules():
+        if type(module) is CausalSelfAttention:
+            module.__class__ = CPUCausalSelfAttention  # same parameters and buffers, one method more
+    return model

@@ -7,10 +7,10 @@ import signal
 import sys
 from pathlib import Path
 
-from .config import PRESETS, TrainConfig, add_config_arguments, build_config
 from .errors import ConfigError, GPT40kError
 from .files import ARGS_FILE, read_checked_json
-from .resume import carry_run, fetch_from_hub, find_resumable
+from .training.config import PRESETS, TrainConfig, add_config_arguments, build_config
+from .training.resume import carry_run, fetch_from_hub, find_resumable
 
 PUSH_FAILED = 3  # training finished and is saved, but the upload did not happen
 
@@ -67,9 +67,9 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
     return cfg, folder
 
 
-def train_main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .trainer import Trainer  # after parsing: --help stays fast
+    from .training.trainer import Trainer  # after parsing: --help stays fast
 
     trainer = None
     try:
@@ -87,3 +87,7 @@ def train_main(argv: list[str] | None = None) -> int:
     if result.signal_name:  # the shell convention: 128 + the signal's number
         return 128 + int(getattr(signal, result.signal_name))
     return PUSH_FAILED if result.push_error else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,7 +1,9 @@
 """Training configuration: one dataclass, named presets, and the command line generated from both.
 
 Every field of ``TrainConfig`` is a flag (``n_layer`` -> ``--n-layer``); a preset fills in
-defaults and any flag given overrides it.
+defaults and any flag given overrides it. The model's fields are ``GPTConfig``'s own (all but
+vocab_size, which the books decide), with their defaults: ``TrainConfig`` inherits them from
+``ModelFields``, made from ``GPTConfig``, so a field added there is a flag here.
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ import math
 import re
 import types
 import typing
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, make_dataclass
 
-from .errors import ConfigError, HubError
-from .hub import parse_repo_ref
-from .model import GPTConfig
+from ..errors import ConfigError, HubError
+from ..hub.client import parse_repo_ref
+from ..model.config import GPTConfig
 
 
 def _is_instance(value, hint: str) -> bool:
@@ -31,21 +33,28 @@ def opt(default, help: str, **kw):
     return field(default=default, metadata={"help": help, **kw})
 
 
+MODEL_HELP = {  # the flags' help for GPTConfig's fields (a field without one is an error at import)
+    "block_size": ("context length in characters", {}),
+    "n_layer": ("transformer blocks", {}),
+    "n_head": ("attention heads per block", {}),
+    "n_embd": ("channels (embedding size)", {}),
+    "dropout": ("dropout probability", {}),
+    "bias": ("biases in Linear and LayerNorm layers", {}),
+    "activation": ("MLP activation", {"choices": ["gelu", "relu"]}),
+}
+MODEL_FIELDS = [f.name for f in fields(GPTConfig) if f.name != "vocab_size"]  # the books decide vocab_size
+ModelFields = make_dataclass("ModelFields", [(f.name, f.type, opt(f.default, MODEL_HELP[f.name][0], **MODEL_HELP[f.name][1]))
+                                             for f in fields(GPTConfig) if f.name in MODEL_FIELDS])
+ModelFields.__module__ = __name__  # where its type hints are read
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(ModelFields):
     # ---- data ----
     data: list[str] = opt(None, "text files, folders (all *.txt, recursively) or globs", nargs="+")
     val_fraction: float = opt(0.1, "share of the end of each book kept for validation")
     min_char_count: int = opt(1, "drop characters seen fewer than N times from vocabulary and text")
     cache_dir: str | None = opt(None, "where the encoded corpus is cached (default: OUT/data_cache)")
-    # ---- model ----
-    block_size: int = opt(256, "context length in characters")
-    n_layer: int = opt(4, "transformer blocks")
-    n_head: int = opt(6, "attention heads per block")
-    n_embd: int = opt(192, "channels (embedding size)")
-    dropout: float = opt(0.2, "dropout probability")
-    bias: bool = opt(True, "biases in Linear and LayerNorm layers")
-    activation: str = opt("gelu", "MLP activation", choices=["gelu", "relu"])
     # ---- optimisation ----
     batch_size: int = opt(64, "sequences per step (per GPU)")
     max_iters: int = opt(5000, "optimizer steps in all")
@@ -71,8 +80,9 @@ class TrainConfig:
     dtype: str = opt("auto", "auto: bf16 autocast where supported, fp16 + grad scaler on older GPUs",
                      choices=["auto", "float32", "bfloat16", "float16"])
     compile: bool = opt(False, "torch.compile the model (helps on CUDA; slower on CPU here)")
-    attention: str = opt("auto", "auto: PyTorch's fused kernel on GPUs, cpu_kernels.py on CPUs (dropout p rounded "
-                                 "to 1/256); math: the lecture's attention and PyTorch's dropout, the exact "
+    attention: str = opt("auto", "auto: PyTorch's fused kernel on GPUs; on CPUs training/cpu_kernels.py swapped into "
+                                 "the model (use_cpu_kernels: attention tile by tile, dropout p rounded to 1/256, "
+                                 "0.2 -> 0.1992); math: model.py's attention and PyTorch's dropout, the exact "
                                  "reference; fused: the fused kernel everywhere", choices=["auto", "math", "fused"])
     seed: int = opt(1337, "random seed")
     time_limit: float | None = opt(None, "save and stop after this many minutes (Kaggle sessions end)")
@@ -135,9 +145,7 @@ class TrainConfig:
             raise ConfigError(re.sub(rf"\b({names})\b", lambda m: "--" + m[1].replace("_", "-"), str(e))) from None
 
     def model_config(self, vocab_size: int) -> GPTConfig:
-        return GPTConfig(vocab_size=vocab_size, block_size=self.block_size, n_layer=self.n_layer,
-                         n_head=self.n_head, n_embd=self.n_embd, dropout=self.dropout, bias=self.bias,
-                         activation=self.activation)
+        return GPTConfig(vocab_size=vocab_size, **{name: getattr(self, name) for name in MODEL_FIELDS})
 
     @property
     def final_lr(self) -> float:
@@ -174,19 +182,22 @@ def _flag_type(hint):
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field. Defaults are suppressed so we can tell what was given."""
+    """One flag per TrainConfig field, the model's in a group of their own. Defaults are suppressed
+    so we can tell what was given."""
     hints = typing.get_type_hints(TrainConfig)
+    model_group = parser.add_argument_group("the model (GPTConfig's fields)")
     for f in fields(TrainConfig):
+        group = model_group if f.name in MODEL_FIELDS else parser
         flag = "--" + f.name.replace("_", "-")
         kw = {k: v for k, v in f.metadata.items() if k != "help"}
         default = None if f.default is MISSING else f.default
         help_text = f"{f.metadata['help']} (default: {default})"
         if hints[f.name] is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                                help=help_text)
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                               help=help_text)
         else:
-            parser.add_argument(flag, type=_flag_type(hints[f.name]), default=argparse.SUPPRESS,
-                                help=help_text, **kw)
+            group.add_argument(flag, type=_flag_type(hints[f.name]), default=argparse.SUPPRESS,
+                               help=help_text, **kw)
 
 
 def build_config(preset: str, overrides: dict) -> TrainConfig:

@@ -5,9 +5,11 @@ arithmetic. What costs is everything around it: a module call, a dropout that do
 eval mode, a view, a mask, each a few microseconds, fifty of them a layer. ``FastDecoder.step``
 is ``GPT.forward`` for that one case with those removed: the same operations on the same weights,
 so the same numbers up to rounding (tests/test_generation.py compares them), twice as fast on a
-CPU (bench/speed.py). ``gpt40k.generation`` uses it for every step after the prompt, on one
+CPU (bench/speed.py). ``gpt40k.generate`` uses it for every step after the prompt, on one
 thread, and ``FastDecoder.fill`` when the window jumps. On a GPU, where each of those operations
-is a kernel launched from Python, ``CudaGraphStep`` records the step once and replays it.
+is a kernel launched from Python, ``CudaGraphStep`` records the same step once and replays it.
+The weights come from the model through one accessor, ``decoder_weights``, which checks that the
+model is the one model.py builds (a renamed or reshaped layer is an error, not wrong text).
 """
 
 from __future__ import annotations
@@ -20,18 +22,37 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 
-from .errors import GenerationError
+from ..errors import GenerationError
+from ..model.model import GPT, Block
 
 log = logging.getLogger(__name__)
 
 
+_thread = threading.local()  # .single: this (non-main) thread already decodes on one CPU thread
+
+
 @contextmanager
 def one_cpu_thread(device: torch.device):
-    """Run a step on one CPU thread. A character is too small a job to share: a second thread
-    adds the cost of waking it, and where the two CPUs are hyperthreads of one core, its spinning
-    slows the first. Set and restored around each step only, never across a ``yield``."""
+    """Run a decoding step on one CPU thread. A character is too small a job to share: a second
+    thread adds the cost of waking it, and where the two CPUs are hyperthreads of one core, its
+    spinning slows the first.
+
+    PyTorch's thread count (OpenMP's) belongs to the calling thread, but setting it also sets the
+    count that threads started afterwards begin with. So a server's decoding thread (any but the
+    main one) is set once, for good, and that default put straight back (``_one_thread_for_good``);
+    the main thread (train.py, the CLI, benchmarks: nothing else runs beside it) is set and restored
+    around each step, since it does other work between steps (training, the prompt's forward pass).
+    """
+    if device.type != "cpu":
+        yield
+        return
+    if threading.current_thread() is not threading.main_thread():
+        if not getattr(_thread, "single", False):
+            _one_thread_for_good()
+        yield
+        return
     threads = torch.get_num_threads()
-    if device.type != "cpu" or threads == 1:
+    if threads == 1:
         yield
         return
     torch.set_num_threads(1)
@@ -39,6 +60,38 @@ def one_cpu_thread(device: torch.device):
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def _one_thread_for_good() -> None:
+    """This thread decodes on one CPU thread from now on; threads started later keep the default."""
+    default = torch.get_num_threads()
+    torch.set_num_threads(1)
+    _thread.single = True
+    if default > 1:  # set_num_threads also set the default for new threads: a short thread resets it
+        helper = threading.Thread(target=torch.set_num_threads, args=(default,), name="gpt40k-threads")
+        helper.start()
+        helper.join()
+
+
+def decoder_weights(model: GPT) -> tuple[list[tuple[torch.Tensor, ...]], tuple[torch.Tensor, ...]]:
+    """The model's weights laid out for ``FastDecoder``: per block (ln1 weight, bias; qkv weight,
+    bias; proj weight, bias; ln2 weight, bias; fc weight, bias; mlp proj weight, bias), then the final
+    norm and the head. The one place that reads the model's layers by name: anything but the layers
+    model.py builds, with the config's shapes, is a GenerationError here rather than wrong text."""
+    if not isinstance(model, GPT):
+        raise GenerationError(f"FastDecoder decodes a gpt40k GPT, not {type(model).__name__}")
+    cfg, C = model.config, model.config.n_embd
+    expected = {"attn.qkv.weight": (3 * C, C), "attn.proj.weight": (C, C), "mlp.fc.weight": (4 * C, C),
+                "mlp.proj.weight": (C, 4 * C), "ln1.weight": (C,), "ln2.weight": (C,)}
+    for i, block in enumerate(model.blocks):
+        shapes = {name: tuple(p.shape) for name, p in block.named_parameters()}
+        wrong = {n: shapes.get(n) for n, shape in expected.items() if shapes.get(n) != shape}
+        if not isinstance(block, Block) or wrong:
+            raise GenerationError(f"block {i} is not what model.py builds for this config (expected "
+                                  f"{expected}, found {wrong or type(block).__name__}): FastDecoder cannot decode it")
+    layers = [(b.ln1.weight, b.ln1.bias, *_query_scaled(b.attn.qkv, cfg), *_transposed(b.attn.proj),
+               b.ln2.weight, b.ln2.bias, *_mlp(b.mlp, cfg)) for b in model.blocks]
+    return layers, (model.ln_f.weight, model.ln_f.bias, *_transposed(model.lm_head))
 
 
 class FastDecoder:
@@ -50,19 +103,17 @@ class FastDecoder:
     pass per layer; the MLP's GELU becomes two cheap passes (``_mlp``). All change the rounding
     only (tests allow 1e-6). The copies cost the model's size in memory (7 MB for the shipped one)
     and 4 ms to make, and serve one generation: weights changed afterwards (training) need a new
-    decoder, as ``gpt40k.generation`` makes for every generation.
+    decoder, as ``gpt40k.generate`` makes for every generation.
     """
 
     use_cuda_graph = True  # on a GPU, replay the step as a CudaGraphStep; False launches it op by op
 
-    def __init__(self, model):
+    def __init__(self, model: GPT):
+        self.layers, self.final = decoder_weights(model)
         cfg = model.config
         self.model, self.n_head, self.n_embd = model, cfg.n_head, cfg.n_embd
         self.eps = model.ln_f.eps
         self.act = _erf_gelu if cfg.activation == "gelu" else F.relu
-        self.layers = [(b.ln1.weight, b.ln1.bias, *_query_scaled(b.attn.qkv, cfg), *_transposed(b.attn.proj),
-                        b.ln2.weight, b.ln2.bias, *_mlp(b.mlp, cfg)) for b in model.blocks]
-        self.final = (model.ln_f.weight, model.ln_f.bias, *_transposed(model.lm_head))
         self._graph: CudaGraphStep | None = None  # on a GPU: the step recorded for the cache in use
         self._views: tuple | None = None  # (the cache, its per-layer views): see _buffers
 
@@ -75,21 +126,23 @@ class FastDecoder:
         if idx.is_cuda and self.use_cuda_graph:
             logits, attentions = self._graph_for(cache).step(idx, pos, return_attention)
         else:
-            x = self.model.token_embedding.weight.index_select(0, idx.view(-1))  # (B, n_embd), a new tensor
-            x.add_(self.model.position_embedding.weight.select(0, pos))
-
             def store(buffer: torch.Tensor, new: torch.Tensor) -> None:
                 buffer.select(2, pos).copy_(new)
 
-            logits, attentions = self.layers_forward(x, cache, store, pos + 1, None, return_attention)
+            position = self.model.position_embedding.weight.select(0, pos)
+            logits, attentions = self.forward_one(idx.view(-1), position, cache, store, pos + 1, None,
+                                                  return_attention)
         cache.advance(1)
         return logits, attentions
 
-    def layers_forward(self, x: torch.Tensor, cache, store, length: int, mask: torch.Tensor | None,
-                       return_attention: bool):
-        """The blocks and the head for one position's embedding ``x`` (B, n_embd): ``store(buffer, new)``
-        writes its key and value into the cache, and it attends to the first ``length`` cached positions
-        (less those ``mask`` hides)."""
+    def forward_one(self, idx: torch.Tensor, position: torch.Tensor, cache, store, length: int,
+                    mask: torch.Tensor | None, return_attention: bool):
+        """The step itself, for the CPU and the CUDA graph alike: tokens ``idx`` (B,) at the position
+        whose embedding is ``position`` through the blocks and the head. ``store(buffer, new)`` writes
+        the new key and value into the cache; the step attends to the first ``length`` cached
+        positions (less those ``mask`` hides)."""
+        x = self.model.token_embedding.weight.index_select(0, idx)  # (B, n_embd), a new tensor
+        x.add_(position)
         B, C, H = x.size(0), self.n_embd, self.n_head
         BH, D = B * H, C // H
         addmm, norm, shape, eps = torch.addmm, torch.layer_norm, (C,), self.eps
@@ -139,14 +192,13 @@ class FastDecoder:
         ``model(tokens, cache=cache)`` does, without the outputs nobody reads when the
         window jumps: the last block's keys and values need only its input, so its attention, its
         MLP and the head are skipped (about a fifth of a jump's work in the shipped model)."""
-        model, (B, T) = self.model, tokens.shape
+        model, T = self.model, tokens.size(1)
         positions = torch.arange(cache.length, cache.length + T, device=tokens.device)
         x = model.dropout(model.token_embedding(tokens) + model.position_embedding(positions))
         *blocks, last = model.blocks
         for layer, block in enumerate(blocks):
             x, _ = block(x, cache, layer)
-        _, k, v = last.attn.qkv(last.ln1(x)).split(self.n_embd, dim=2)
-        k, v = (t.view(B, T, self.n_head, -1).transpose(1, 2) for t in (k, v))
+        _, k, v = last.attn.split_heads(last.ln1(x))
         cache.append(len(blocks), k, v)
         cache.advance(T)
 
@@ -193,11 +245,10 @@ class CudaGraphStep:
         return logits.clone(), [w.view(B, H, 1, L) for w in weights]
 
     def _run(self) -> tuple[torch.Tensor, torch.Tensor]:
-        model = self.decoder.model
-        x = F.embedding(self.idx, model.token_embedding.weight) + F.embedding(self.pos, model.position_embedding.weight)
+        position = self.decoder.model.position_embedding.weight.index_select(0, self.pos)  # (1, n_embd)
         mask = self.key_positions > self.pos
-        logits, weights = self.decoder.layers_forward(x, self.cache, self._store, self.key_positions.numel(), mask,
-                                                      return_attention=True)
+        logits, weights = self.decoder.forward_one(self.idx, position, self.cache, self._store,
+                                                   self.key_positions.numel(), mask, return_attention=True)
         return logits, torch.stack(weights).flatten(1, 2)  # (layers, B * n_head, 1, block_size)
 
     def _store(self, buffer: torch.Tensor, new: torch.Tensor) -> None:
@@ -246,7 +297,7 @@ def _query_scaled(qkv: torch.nn.Linear, cfg) -> tuple[torch.Tensor, torch.Tensor
     return weight, bias
 
 
-def _mlp(mlp, cfg) -> tuple[torch.Tensor, ...]:
+def _mlp(mlp: torch.nn.Module, cfg) -> tuple[torch.Tensor, ...]:
     """The MLP's two layers, ``_transposed``. For GELU, gelu(u) = u (1 + erf(u / sqrt 2)) / 2: with the
     first layer giving u / sqrt 2 and the second taking the other 1 / sqrt 2, what is left between
     them is ``_erf_gelu``, about half the time of PyTorch's GELU kernel on one row."""

@@ -15,9 +15,9 @@ from typing import Iterable, Literal
 
 import numpy as np
 
-from .errors import CheckpointError, TokenizerError, UnknownCharactersError, list_chars
-from .files import TOKENIZER_FILE, read_checked_json, write_text
-from .hub import locate
+from ..errors import CheckpointError, TokenizerError, UnknownCharactersError, list_chars
+from ..files import TOKENIZER_FILE, read_checked_json, write_text
+from ..hub.client import locate
 
 ENCODE_CHUNK = 1 << 22  # characters encoded at once
 MAX_PROMPT_CHARS = 100_000  # longer prompts are cut before any work: only the last block_size characters count

@@ -17,17 +17,18 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
-from . import resume, runtime
-from .checkpoint import load, load_training_state, save_checkpoint
+from .. import device as devices
+from ..checkpoint import load, load_training_state, save_checkpoint
+from ..errors import TrainingError
+from ..files import ARGS_FILE, BEST_DIR, CACHE_DIR, CORPUS_FILE, LATEST_DIR, SNAPSHOTS_DIR, claim_run_folder, write_json
+from ..generate.sampling import stream
+from ..model.model import GPT
+from . import distributed, resume
 from .config import TrainConfig
+from .cpu_kernels import use_cpu_kernels
 from .data import CorpusData, get_batch, prepare_corpus
-from .errors import TrainingError
-from .files import (ARGS_FILE, BEST_DIR, CACHE_DIR, CORPUS_FILE, LATEST_DIR, SNAPSHOTS_DIR, claim_run_folder,
-                    write_json)
-from .generation import stream
-from .model import GPT
+from .process import StopSignal, run_lock
 from .reporting import LN2, Reporter
-from .runtime import StopSignal, run_lock
 
 
 @dataclass
@@ -66,10 +67,10 @@ class Trainer:
         """``overwrite``: an old run in ``cfg.out`` may be replaced (train.py --overwrite)."""
         self.cfg = cfg
         self.out = Path(cfg.out)
-        self.dist, self.device = runtime.setup_distributed(cfg.device)
-        runtime.keep_freed_memory(self.device)
+        self.dist, self.device = distributed.setup_distributed(cfg.device)
+        devices.keep_freed_memory(self.device)
         self.report = Reporter(self.out, cfg, log, self.dist.is_main)
-        self.dtype = runtime.resolve_dtype(cfg.dtype, self.device)
+        self.dtype = devices.resolve_dtype(cfg.dtype, self.device)
         made_out = not self.out.exists()
         try:
             if self.dist.is_main:
@@ -96,6 +97,8 @@ class Trainer:
             self.model.load_state_dict(resumed.model.state_dict())
         self.model.to(self.device)
         self.model.set_attention_kernel(cfg.attention)
+        if cfg.attention == "auto" and self.device.type == "cpu":
+            use_cpu_kernels(self.model)  # dropout p rounded to 1/256; --attention math keeps model.py's code
         self.optimizer = make_optimizer(self.model, cfg, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         # Each rank draws its own batches and dropout masks; the val batches are the same every time.
@@ -196,7 +199,7 @@ class Trainer:
             total = 0.0
             for _ in range(self.cfg.eval_iters):
                 x, y = get_batch(data, self.cfg.batch_size, self.cfg.block_size, gen, self.device)
-                with runtime.autocast(self.device, self.dtype):
+                with devices.autocast(self.device, self.dtype):
                     total += self.model(x, y).loss.item()
             losses[split] = total / self.cfg.eval_iters
         self.model.train()
@@ -238,7 +241,7 @@ class Trainer:
 
     def _evaluate_all(self) -> bool:
         # Ranks may round differently on a GPU: agree on stopping, or one would wait forever.
-        return runtime.any_rank(self.evaluate(), self.dist, self.device)
+        return distributed.any_rank(self.evaluate(), self.dist, self.device)
 
     # ---- the loop -------------------------------------------------------------------------
     def train_step(self) -> float:
@@ -246,7 +249,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         x, y = get_batch(self.data.train, self.cfg.batch_size, self.cfg.block_size, self.batch_gen, self.device)
-        with runtime.autocast(self.device, self.dtype):
+        with devices.autocast(self.device, self.dtype):
             loss = self.train_model(x, y).loss
         loss_value = loss.item()
         if not math.isfinite(loss_value):
@@ -296,7 +299,7 @@ class Trainer:
                 reason = "early stopping"
             while reason == "finished" and p.step < cfg.max_iters:
                 loss = self._step_or_explain()
-                if runtime.any_rank(not math.isfinite(loss), self.dist, self.device):
+                if distributed.any_rank(not math.isfinite(loss), self.dist, self.device):
                     pbar.close()
                     raise TrainingError(
                         f"the loss became {loss} at step {p.step + 1}: training diverged. The last good "
@@ -313,7 +316,7 @@ class Trainer:
                         reason = "early stopping"
                         break
                 time_up = cfg.time_limit is not None and time.time() - tic >= 60 * cfg.time_limit
-                if runtime.any_rank(time_up or signals.requested is not None or p.step == until_step,
+                if distributed.any_rank(time_up or signals.requested is not None or p.step == until_step,
                                     self.dist, self.device):
                     reason = "time limit" if time_up else "interrupted"
                     self.save_latest()
@@ -321,9 +324,9 @@ class Trainer:
         pbar.close()
         result = TrainResult(self.out, p.step, p.best_val, p.best_step, reason, p.elapsed_s, signals.requested)
         self.report.summary(result)
-        self.report.finish(result, runtime.describe_hardware(self.device, self.dist.world_size), self.dtype,
+        self.report.finish(result, devices.describe_hardware(self.device, self.dist.world_size), self.dtype,
                            self.tokens_per_step)
         return result
 
     def close(self) -> None:
-        runtime.cleanup_distributed(self.dist)
+        distributed.cleanup_distributed(self.dist)

@@ -13,7 +13,7 @@ its ``slide`` oldest characters and recomputes the cache for the rest in one bat
 
 The default, ``block_size // 2``, costs the shipped model nothing it can measure: read through
 the window, its books' validation split gives 1.3594 nats a character with slide 128 and 1.3593
-with slide 64 (bench/heldout_loss.py, README); beyond ~130 characters of context its loss no longer
+with slide 64 (bench/heldout_loss.py, docs/benchmarks.md); beyond ~130 characters of context its loss no longer
 clearly falls. Against slide 64, the jumps' cost per character falls threefold: generation on one
 CPU thread is a quarter faster.
 
@@ -25,16 +25,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, NamedTuple, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from .errors import GenerationError
-from .fast_decode import FastDecoder, one_cpu_thread
-
-if TYPE_CHECKING:  # for the annotations only: model.py imports this module (GPT.generate)
-    from .model import GPT
+from ..errors import GenerationError
+from ..model.model import GPT
+from .decoder import FastDecoder, one_cpu_thread
 
 
 @dataclass

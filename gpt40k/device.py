@@ -1,5 +1,5 @@
-"""Where and how training runs: device, mixed precision, torchrun's distributed setup, signals
-and the run folder's lock."""
+"""Where the work runs: the device, the CPU's name and features, mixed precision, and the CPU's
+memory allocator. Training, the page and the benchmarks all ask here."""
 
 from __future__ import annotations
 
@@ -7,17 +7,10 @@ import contextlib
 import ctypes
 import os
 import platform
-import signal
-import threading
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
-import torch.distributed as dist
 
-from .errors import DeviceError, TrainingError
-from .files import LOCK_FILE
+from .errors import DeviceError
 
 
 def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
@@ -149,93 +142,3 @@ def autocast(device: torch.device, dtype: torch.dtype):
     if dtype == torch.float32:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-@dataclass
-class DistInfo:
-    rank: int = 0
-    local_rank: int = 0
-    world_size: int = 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-
-def setup_distributed(device_name: str) -> tuple[DistInfo, torch.device]:
-    """Join torchrun's process group when launched by it (NCCL on CUDA, gloo on CPU)."""
-    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) < 2:
-        return DistInfo(), resolve_device(device_name)
-    info = DistInfo(int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", 0)), int(os.environ["WORLD_SIZE"]))
-    device = resolve_device(device_name, info.local_rank)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    dist.init_process_group(backend=backend, device_id=device if backend == "nccl" else None)
-    return info, device
-
-
-def cleanup_distributed(info: DistInfo) -> None:
-    if info.enabled and dist.is_initialized():
-        dist.destroy_process_group()
-
-
-def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
-    """True on every rank if ``flag`` is true on any, so all ranks stop at the same step."""
-    if not info.enabled:
-        return flag
-    t = torch.tensor([float(flag)], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
-
-
-# ---- the process: signals and the run folder's lock ---------------------------------------
-class StopSignal:
-    """SIGINT/SIGTERM set a flag; the loop saves a resumable checkpoint and exits at the next step.
-    A second SIGINT falls back to Python's default (an immediate KeyboardInterrupt)."""
-
-    def __init__(self):
-        self.requested: str | None = None
-
-    def _handle(self, signum, frame):
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = signal.Signals(signum).name
-
-    @contextmanager
-    def installed(self):
-        if threading.current_thread() is not threading.main_thread():
-            yield self
-            return
-        # SIGHUP too: a closed terminal or dropped SSH session saves like Ctrl-C does.
-        stops = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-        previous = {s: signal.signal(s, self._handle) for s in stops}
-        try:
-            yield self
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
-
-
-@contextmanager
-def run_lock(out: Path):
-    """One trainer per run folder: a second one would interleave metrics and overwrite checkpoints."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory locks here
-        yield
-        return
-    with open(out / LOCK_FILE, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise TrainingError(f"another train.py is writing to {out}: wait for it to end, or give this run "
-                                "another --out") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gpt40k.errors import DeviceError
-from gpt40k.runtime import keep_freed_memory, resolve_dtype
+from gpt40k.device import keep_freed_memory, resolve_dtype
 
 CUDA = torch.device("cuda", 0)
 
@@ -48,27 +48,27 @@ def test_fp16_on_the_cpu_is_refused():
 def test_cpu_description_names_generation_hyperthreads_and_extensions(tmp_path, monkeypatch):
     """Benchmark figures say which CPU they came from: an AVX2-only EPYC whose two CPUs are one core's
     hyperthreads reads differently from one with AVX512-BF16 and two cores."""
-    from gpt40k import runtime
+    from gpt40k import device
 
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\n"
                        "model name\t: AMD EPYC 7B13\nsiblings\t: 2\ncpu cores\t: 1\nflags\t\t: fpu avx2 fma\n\n"
                        "processor\t: 1\nflags\t\t: other\n")
-    fields = runtime._cpuinfo(str(cpuinfo))
+    fields = device._cpuinfo(str(cpuinfo))
     assert fields["cpu family"] == "25" and fields["flags"] == "fpu avx2 fma"  # the first CPU's block only
-    assert runtime._cpuinfo(str(tmp_path / "missing")) == {}
-    monkeypatch.setattr(runtime, "_cpuinfo", lambda: fields)
-    monkeypatch.setattr(runtime.os, "cpu_count", lambda: 2)
-    assert runtime.cpu_features() == ["AVX2", "FMA"]
-    assert runtime.describe_cpu() == "AMD EPYC 7B13, family 25 model 1, 2 CPUs, 2 per core (hyperthreads); AVX2, FMA"
-    monkeypatch.setattr(runtime, "_cpuinfo", lambda: {})  # no /proc/cpuinfo: still a line, never an error
-    assert runtime.describe_cpu().endswith("2 CPUs; vector extensions unknown")
+    assert device._cpuinfo(str(tmp_path / "missing")) == {}
+    monkeypatch.setattr(device, "_cpuinfo", lambda: fields)
+    monkeypatch.setattr(device.os, "cpu_count", lambda: 2)
+    assert device.cpu_features() == ["AVX2", "FMA"]
+    assert device.describe_cpu() == "AMD EPYC 7B13, family 25 model 1, 2 CPUs, 2 per core (hyperthreads); AVX2, FMA"
+    monkeypatch.setattr(device, "_cpuinfo", lambda: {})  # no /proc/cpuinfo: still a line, never an error
+    assert device.describe_cpu().endswith("2 CPUs; vector extensions unknown")
 
 
 # In a process of its own: the setting holds for the whole process. hblkhd: bytes in blocks of their own pages.
 KEEP_FREED_MEMORY = """
 import ctypes, torch
-from gpt40k.runtime import keep_freed_memory
+from gpt40k.device import keep_freed_memory
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd",

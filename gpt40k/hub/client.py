@@ -22,9 +22,18 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .errors import CheckpointError, HubError
-from .files import (BEST_DIR, CARD_FILE, CHECKPOINT_FILES, CONFIG_FILE, LATEST_DIR, RESUME_DIR, STATE_FILE,
-                    WEIGHTS_FILE, kept_copy)
+from ..errors import CheckpointError, HubError
+from ..files import (
+    BEST_DIR,
+    CARD_FILE,
+    CHECKPOINT_FILES,
+    CONFIG_FILE,
+    LATEST_DIR,
+    RESUME_DIR,
+    STATE_FILE,
+    WEIGHTS_FILE,
+    kept_copy,
+)
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 MODEL_FILES = [*CHECKPOINT_FILES, CARD_FILE, "*.png"]  # what a download of a model fetches
@@ -150,7 +159,12 @@ def download(repo_id: str, revision: str | None, allow_patterns: list[str], toke
     """snapshot_download with each failure turned into a HubError that says what to do."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
-        GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError)
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     where = repo_id + (f" (revision {revision})" if revision else "")
     hub_session()

@@ -11,13 +11,29 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .checkpoint import load_training_state, save_training_state
-from .errors import CheckpointError
-from .files import (ARGS_FILE, BEST_DIR, CARD_FILE, CHECKPOINT_FILES, CONFIG_FILE, CORPUS_FILE, CURVE_FILE,
-                    LATEST_DIR, METRICS_FILE, SNAPSHOTS_DIR, STATE_FILE, atomic_folder, claim_run_folder, disk_errors,
-                    holds_run, kept_copy, write_json)
-from .hub import locate_resumable, parse_repo_ref
-from .model import write_model
+from ..checkpoint import load_training_state, save_training_state
+from ..errors import CheckpointError
+from ..files import (
+    ARGS_FILE,
+    BEST_DIR,
+    CARD_FILE,
+    CHECKPOINT_FILES,
+    CONFIG_FILE,
+    CORPUS_FILE,
+    CURVE_FILE,
+    LATEST_DIR,
+    METRICS_FILE,
+    SNAPSHOTS_DIR,
+    STATE_FILE,
+    atomic_folder,
+    claim_run_folder,
+    disk_errors,
+    holds_run,
+    kept_copy,
+    write_json,
+)
+from ..hub.client import locate_resumable, parse_repo_ref
+from ..model.pretrained import write_model
 
 
 @dataclass

@@ -1,0 +1,34 @@
+// The reveal loop's pace (static/live/reveal.js) and the view's colours (static/live/colors.js).
+import {test} from "node:test";
+import assert from "node:assert/strict";
+import {advance, frameSeconds, MAX_PER_FRAME} from "../../gpt40k/app/static/live/reveal.js";
+import {LUT, pct, rgb, show, surpriseAlpha} from "../../gpt40k/app/static/live/colors.js";
+
+test("characters are shown at the pace, never more than two a frame", () => {
+  assert.deepEqual(advance(0, 0.1, 35, 100, 0), {allowance: 0, shown: MAX_PER_FRAME});  // 3.5 owed, 2 shown
+  const slow = advance(0, 1 / 60, 35, 100, 10);  // 0.58 of a character owed: none yet
+  assert.equal(slow.shown, 10);
+  assert.ok(Math.abs(slow.allowance - 35 / 60) < 1e-9);
+  assert.equal(advance(slow.allowance, 1 / 60, 35, 100, 10).shown, 11);  // the next frame shows one
+  assert.equal(advance(5, 1, 35, 12, 11).shown, 12);  // no further than what has arrived
+  assert.deepEqual(advance(0.3, 0.5, 0, 80, 3), {allowance: 0.3, shown: 80});  // "fastest": all at once
+});
+
+test("a frame's time is capped, so a hidden tab does not flood the text when it comes back", () => {
+  assert.equal(frameSeconds(1000, 0), 0);
+  assert.equal(frameSeconds(1016, 1000), 0.016);
+  assert.equal(frameSeconds(9000, 1000), 0.25);
+});
+
+test("colours run from white to dark red; labels stay readable", () => {
+  assert.equal(rgb(0), "rgb(255,255,255)");
+  assert.equal(rgb(255), "rgb(120,0,10)");
+  assert.equal(LUT.length, 256 * 3);
+  assert.equal(show(" "), "␣");
+  assert.equal(show("\n"), "⏎");
+  assert.equal(show("a"), "a");
+  assert.deepEqual([0.0001, 0.05, 0.5, 0.999].map(pct), ["<0.1%", "5.0%", "50%", "100%"]);
+  assert.equal(surpriseAlpha(1), 0);  // certain: no shade
+  assert.equal(surpriseAlpha(null), 0);
+  assert.ok(surpriseAlpha(0.01) > 0.5 && surpriseAlpha(1e-9) === 0.7);
+});

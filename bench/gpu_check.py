@@ -40,6 +40,7 @@ from gpt40k.generate.sampling import stream  # noqa: E402
 from gpt40k.project import default_checkpoint  # noqa: E402
 from gpt40k.device import autocast, cuda_has_native_bf16, describe_cpu, resolve_dtype  # noqa: E402
 from gpt40k.model.tokenizer import CharTokenizer  # noqa: E402
+from gpt40k.training.cpu_kernels import set_attention  # noqa: E402
 from gpt40k.training.trainer import make_optimizer  # noqa: E402
 
 VOCAB = 97
@@ -65,7 +66,7 @@ def train(name: str, dtype: torch.dtype, kernel: str, compiled: bool, steps: int
     cfg = build_config("seed", {"data": ["-"]})
     torch.manual_seed(0)
     model = GPT(cfg.model_config(VOCAB)).to(device)
-    model.set_attention_kernel(kernel)
+    set_attention(model, kernel, device)
     optimizer = make_optimizer(model, cfg, device)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
     runner = torch.compile(model) if compiled else model

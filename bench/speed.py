@@ -5,7 +5,7 @@
 Prints markdown tables: corpus encoding time; training tokens/s at the `seed` preset
 (batch 64 x block 256) for the seed re-implementation (bench/seed_model.py, fp32, one module
 per head; in processes of its own, as its script runs) and GPT-40k in several settings (as
-train.py runs them: freed memory kept for reuse, ``runtime.keep_freed_memory``); generation
+train.py runs them: freed memory kept for reuse, ``device.keep_freed_memory``); generation
 chars/s at 500 and 2000 characters; where a generated character's time goes on one thread (the
 decode step, its matrix products, the window's jumps, sampling); then whether the CPU speed
 targets are met here (fp32 training >= 1.5x the seed, bf16 >= 2.5x where the CPU has bf16;
@@ -36,6 +36,7 @@ from gpt40k.generate.decoder import FastDecoder, one_cpu_thread  # noqa: E402
 from gpt40k.generate.sampling import check_slide, draw, next_token_distribution, stream  # noqa: E402
 from gpt40k.device import autocast, cpu_supports_bf16, describe_cpu, keep_freed_memory, resolve_dtype  # noqa: E402
 from gpt40k.model.tokenizer import CharTokenizer  # noqa: E402
+from gpt40k.training.cpu_kernels import set_attention  # noqa: E402
 from gpt40k.training.trainer import make_optimizer  # noqa: E402
 
 SEED = PRESETS["seed"]
@@ -110,7 +111,7 @@ def seed_tokens_per_s(steps: int) -> float:
 
 def seed_in_its_own_process(steps: int) -> float:
     """The seed's training as its own script runs it: in a fresh process, with glibc's allocator as it
-    comes (this one keeps freed memory for reuse, as train.py does: runtime.keep_freed_memory)."""
+    comes (this one keeps freed memory for reuse, as train.py does: device.keep_freed_memory)."""
     code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from bench.speed import seed_tokens_per_s; " \
            f"print(seed_tokens_per_s({steps}))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -132,7 +133,7 @@ def bench_training(steps: int, rounds: int) -> dict[str, float]:
     for _, dtype, kernel in variants[1:]:
         torch.manual_seed(0)
         model = gpt40k_model()
-        model.set_attention_kernel(kernel)
+        set_attention(model, kernel, "cpu")  # as train.py does: cpu_kernels with auto
         steppers.append((model, dtype, make_optimizer(model, cfg, torch.device("cpu"))))
     speeds = [[] for _ in variants]
     for _ in range(rounds):
@@ -235,7 +236,7 @@ def print_character_parts() -> None:
 
     with one_cpu_thread(torch.device("cpu")):
         jump_us = median_us(jump, 5)
-        rows = [(f"decode step, {block - slide + 1}-{block} cached positions (fast_decode, with attention)",
+        rows = [(f"decode step, {block - slide + 1}-{block} cached positions (generate.decoder, with attention)",
                  (median_us(steps, 2) - jump_us) / slide),
                 (f"  of which its {4 * len(decoder.layers) + 1} one-row matrix products", median_us(products, 500)),
                 (f"window jump: {jump_us / 1000:.1f} ms every {slide} characters", jump_us / slide),
@@ -296,7 +297,7 @@ def main() -> None:
     args = parser.parse_args()
     # As train.py does on a CPU. Not for the seed's training, timed in processes of its own as its script runs.
     kept = keep_freed_memory(torch.device("cpu"))
-    print(f"machine: {machine()}; freed tensors' memory kept for reuse (runtime.keep_freed_memory): "
+    print(f"machine: {machine()}; freed tensors' memory kept for reuse (gpt40k.device.keep_freed_memory): "
           f"{'yes' if kept else 'no'}\n")
     if args.profile:
         return profile()

@@ -1,6 +1,6 @@
 """Two CPU speed-ups for training, each checked against the plain code in model.py, swapped into
-a model from outside by one call, ``use_cpu_kernels(model)``, which the trainer makes on CPUs
-with ``--attention auto`` (the default).
+a model from outside by one call, ``use_cpu_kernels(model)``, which ``set_attention`` (what
+``--attention`` means, for the trainer and the benchmarks alike) makes on CPUs with ``auto``.
 
 On a CPU a training step at the seed preset (batch 64 x block 256, 6 heads) spent most of its
 time not in matrix products but in passes over the (64, 6, 256, 256) attention maps, 100 MB
@@ -201,4 +201,13 @@ def use_cpu_kernels(model: nn.Module) -> nn.Module:
     for module in model.modules():
         if type(module) is CausalSelfAttention:
             module.__class__ = CPUCausalSelfAttention  # same parameters and buffers, one method more
+    return model
+
+
+def set_attention(model: nn.Module, choice: str, device: torch.device | str) -> nn.Module:
+    """What ``--attention CHOICE`` means for ``model`` (a GPT) training on ``device``: the kernel
+    model.py uses ("auto", "math", "fused"), and on a CPU with "auto" this file's kernels too."""
+    model.set_attention_kernel(choice)
+    if choice == "auto" and torch.device(device).type == "cpu":
+        use_cpu_kernels(model)
     return model

@@ -25,7 +25,7 @@ from ..generate.sampling import stream
 from ..model.model import GPT
 from . import distributed, resume
 from .config import TrainConfig
-from .cpu_kernels import use_cpu_kernels
+from .cpu_kernels import set_attention
 from .data import CorpusData, get_batch, prepare_corpus
 from .process import StopSignal, run_lock
 from .reporting import LN2, Reporter
@@ -96,9 +96,7 @@ class Trainer:
                                     f"({resumed.model.config} vs {self.model.config}): drop them to resume")
             self.model.load_state_dict(resumed.model.state_dict())
         self.model.to(self.device)
-        self.model.set_attention_kernel(cfg.attention)
-        if cfg.attention == "auto" and self.device.type == "cpu":
-            use_cpu_kernels(self.model)  # dropout p rounded to 1/256; --attention math keeps model.py's code
+        set_attention(self.model, cfg.attention, self.device)  # on a CPU, auto: cpu_kernels (dropout p to 1/256)
         self.optimizer = make_optimizer(self.model, cfg, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         # Each rank draws its own batches and dropout masks; the val batches are the same every time.

@@ -1,6 +1,7 @@
 """Generate text from a checkpoint, streaming it to the terminal.
 
     python -m gpt40k.sample runs/mine --prompt "The Emperor" --chars 500 --temperature 0.8
+    python -m gpt40k.sample runs/mine --prompt "The Emperor" --seed 0 --knock-out L2H3,L1H1
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from .checkpoint import load
 from .device import resolve_device
 from .errors import ConfigError, GPT40kError
 from .generate.sampling import check_sampling, check_slide, stream
+from .interpret import ablated, all_heads_but, head_name, parse_heads
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slide", type=int, default=None,
                    help="characters the context window drops when it is full (default: block_size/2; "
                         "1 = always the last block_size characters, as the seed did, at its cost)")
+    p.add_argument("--knock-out", metavar="HEADS", default=None,
+                   help="heads that write nothing, e.g. L2H3,L1H1 (1-based layer and head, as on the page)")
+    p.add_argument("--keep-only", metavar="HEADS", default=None,
+                   help="knock out every head but these (e.g. L1H2,L4H6)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     return p
 
@@ -45,10 +51,15 @@ def main(argv: list[str] | None = None) -> int:
         device = resolve_device(args.device)
         ckpt = load(args.checkpoint, device=device)
         check_slide(args.slide, ckpt.model.config.block_size)
+        knocked = heads_to_knock_out(ckpt.model.config, args.knock_out, args.keep_only)
     except GPT40kError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     model, tok = ckpt.model, ckpt.tokenizer
+    if knocked:
+        model = ablated(model, knocked)
+        print(f"note: knocked out {len(knocked)} of {model.config.n_layer * model.config.n_head} heads: "
+              f"{', '.join(head_name(h) for h in knocked)}", file=sys.stderr)
     prompt = tok.encode_prompt(args.prompt, max_chars=model.config.block_size)
     for note in prompt.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -71,6 +82,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     out.write("\n")
     return 0
+
+
+def heads_to_knock_out(config, knock_out: str | None, keep_only: str | None) -> list:
+    if knock_out and keep_only:
+        raise ConfigError("give --knock-out or --keep-only, not both")
+    if keep_only:
+        return all_heads_but(parse_heads(keep_only, config.n_layer, config.n_head), config.n_layer, config.n_head)
+    return parse_heads(knock_out, config.n_layer, config.n_head)
 
 
 if __name__ == "__main__":

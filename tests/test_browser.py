@@ -3,6 +3,7 @@ type a prompt, press Generate, watch the text grow, hover it, switch heads, scru
 
 import hashlib
 import os
+import re
 import shutil
 from pathlib import Path
 from urllib.parse import urlparse
@@ -165,4 +166,63 @@ def test_stop_freezes_at_once_and_notes_explain_changes(page_on):
     notes = page.inner_text(f"{LIVE} .g4k-notes")
     assert "Removed 1 character" in notes and "🙂" in notes and "Stopped after" in notes
     page.wait_for_function("() => !document.querySelector('#gpt40k-generate').disabled", timeout=10_000)
+    assert outside == [] and errors == [], (outside, errors)
+
+
+def test_knock_a_head_out_read_the_lens_and_the_roles(page_on, tmp_path):
+    """Issue 26's views: badges on the grid, the lens following the slider, the heads' pushes, a
+    knock-out written beside the original with the fork marked, and the Model tab's role table."""
+    page, _, outside, errors = page_on
+    generate(page, "The emperor", 120, pace="0")
+    page.wait_for_function(DONE_JS, timeout=60_000)
+    heads = page.locator(f"{LIVE} .g4k-overview .head:not([data-head='-1']) .badge")
+    assert heads.count() >= 4 and all(re.match(r"^(prev|self|word|copy|line|punc|wide) (\.\d\d|1\.00)$", t)
+                                                for t in heads.all_inner_texts())
+
+    # the lens: one row per layer and the embedding, the written character marked; it follows the slider
+    lens = f"{LIVE} .g4k-lens"
+    rows = page.locator(f"{lens} tr")
+    assert rows.count() >= 3 and rows.first.inner_text().startswith("embedding")
+    assert "(output)" in rows.last.inner_text() and page.locator(f"{lens} td.written").count() >= 1
+    assert page.get_attribute(lens, "data-step") == "120"
+    page.locator(f"{LIVE} .g4k").focus()
+    for _ in range(7):
+        page.keyboard.press("ArrowLeft")
+    settle(page)
+    assert page.get_attribute(lens, "data-step") == "113"
+    assert page.locator(f"{LIVE} .g4k-dla span.push").count() >= 4 and page.get_attribute(f"{LIVE} .g4k-dla",
+                                                                                         "data-step") == "113"
+    page.keyboard.press("Shift+ArrowRight")  # back to the end
+    settle(page)
+
+    # knock out layer 1, head 1: the same request again, beside the original, the fork marked
+    page.locator(f"{LIVE} .g4k-overview canvas[data-layer='0'][data-head='0']").click()
+    page.locator(f"{LIVE} .g4k-knock-add").click()
+    settle(page)
+    assert page.inner_text(f"{LIVE} .g4k-knocked") == "L1H1"
+    assert "knocked" in page.get_attribute(f"{LIVE} .g4k-overview .head[data-layer='0'][data-head='0']", "class")
+    before = shown(page)
+    page.locator(f"{LIVE} .g4k-knock-run").click()
+    page.wait_for_function(f"() => !document.querySelector('{LIVE} .g4k-versus').hidden", timeout=30_000)
+    page.wait_for_function(DONE_JS, timeout=60_000)
+    page.wait_for_function(f"() => document.querySelector('{LIVE} .g4k-versus-title').innerText.includes('nats/char')",
+                           timeout=30_000)
+    title = page.inner_text(f"{LIVE} .g4k-versus-title")
+    assert page.inner_text(f"{LIVE} .g4k-versus-a") == before  # the original, kept as it was
+    assert page.inner_text(f"{LIVE} .g4k-versus-b") == shown(page)
+    assert page.inner_text(f"{LIVE} .g4k-versus-bhead") == "Without L1H1"
+    fork = int(page.get_attribute(f"{LIVE} .g4k-versus", "data-fork"))
+    if fork >= 0:
+        assert title.startswith(f"They part at step {fork + 1}")
+        assert page.locator(f"{LIVE} .g4k-versus .fork").count() == 2
+    assert re.search(r"On 1,000 characters of the model's own writing: \d\.\d\d → \d\.\d\d nats/char", title)
+    assert "Knocked out 1 of" in page.inner_text(f"{LIVE} .g4k-notes")
+
+    # the Model tab: every head's roles
+    page.get_by_role("tab", name="Model").click()
+    table = page.locator("#gpt40k-roles table")
+    table.wait_for(timeout=10_000)
+    assert table.locator("tr").count() >= 5 and "prev char" in table.inner_text()
+    page.get_by_role("tab", name="Write").click()
+    page.screenshot(path=str(Path(os.environ.get("GPT40K_SCREENSHOT_DIR", tmp_path)) / "knockout.png"), full_page=True)
     assert outside == [] and errors == [], (outside, errors)

@@ -160,7 +160,7 @@ def test_fast_decoder_step_equals_the_models_forward_with_a_cache(activation, bi
     decoder = FastDecoder(model)
     for t in range(4, 12):
         expected = model(seq[:, t:t + 1], cache=slow, return_attention=True)
-        logits, attentions = decoder.step(seq[:, t:t + 1], fast, return_attention=True)
+        logits, attentions, _ = decoder.step(seq[:, t:t + 1], fast, return_attention=True)
         torch.testing.assert_close(logits, expected.logits, atol=1e-6, rtol=1e-6)
         for got, want in zip(attentions, expected.attentions):
             torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6)
@@ -179,7 +179,7 @@ def test_the_cuda_graph_step_equals_the_fast_decoder_step(activation, bias):
     decoder = FastDecoder(model)
     graph_step = CudaGraphStep(decoder, fixed)
     for t in range(4, 12):
-        want_logits, want_attention = decoder.step(seq[:, t:t + 1], plain, return_attention=True)
+        want_logits, want_attention, _ = decoder.step(seq[:, t:t + 1], plain, return_attention=True)
         logits, attention = graph_step.step(seq[:, t:t + 1], t, return_attention=t % 2 == 0)
         fixed.advance(1)
         torch.testing.assert_close(logits, want_logits, atol=1e-6, rtol=1e-6)

@@ -118,7 +118,7 @@ def test_branch_continues_from_the_forced_character(registry):
 
 def test_compare_streams_both_models_with_the_same_prompt_and_seed(registry):
     registry.request(None)
-    *_, compare, _, _ = make_handlers(registry)
+    compare = make_handlers(registry).compare
     outputs = list(compare("tiny", "tiny @ step 10 · val loss 3.100", "The emperor", 50, 0.8, 3))
     a, b, notes = outputs[-1]
     assert a.startswith("The emperor") and len(a) == len("The emperor") + 50
@@ -128,7 +128,8 @@ def test_compare_streams_both_models_with_the_same_prompt_and_seed(registry):
 
 def test_timeline_writes_with_the_chosen_snapshot(registry):
     registry.request(None)
-    *_, timeline, switch_model = make_handlers(registry)
+    handlers = make_handlers(registry)
+    timeline, switch_model = handlers.timeline, handlers.switch_model
     snapshot = registry.get("tiny @ step 50 · val loss 2.200")  # the fixture's snapshots are the final weights:
     with torch.no_grad():  # make this one write differently, then see its text on the page
         snapshot.model.lm_head.bias[snapshot.tokenizer.encode("e")[0]] += 8.0
@@ -157,7 +158,7 @@ def test_the_page_builds_with_its_api(registry):
     info = build_ui(registry).get_api_info()
     assert list(info["named_endpoints"]) == ["/generate"]
     params = [p["parameter_name"] for p in info["named_endpoints"]["/generate"]["parameters"]]
-    assert params == ["prompt", "max_new_chars", "temperature", "top_k", "top_p", "seed"]
+    assert params == ["prompt", "max_new_chars", "temperature", "top_k", "top_p", "seed", "knock_out"]
 
 
 def test_a_model_already_on_offer_is_not_listed_twice(registry, tmp_path):
@@ -176,3 +177,44 @@ def test_a_hub_models_step_branches_become_its_timeline(hub, trained_run):
     assert [label for label, _ in registry.timeline("alice/tiny")] == [
         "step 20 (Hub branch)", "step 100 (Hub branch)", "trained (final)"]
     assert registry.get("alice/tiny @ step 100 (Hub branch)").model.config.n_layer == 2
+
+
+def test_knock_out_writes_the_same_request_again_without_the_heads(registry):
+    registry.request(None)
+    handlers = make_handlers(registry)
+    chunks, end = run_to_end(handlers.knockout("tiny", "The emperor", 40, 0.8, 0, 1.0, 3, Event({"heads": "L1H1,L2H2"})))
+    header = json.loads(chunks[0][0])
+    assert header["knockout"] == "L1H1,L2H2" and not header["branch"]
+    assert len(header["roles"]) == 4 and all(isinstance(score, float) for _, score in header["roles"])
+    assert "Knocked out 2 of 4 heads: L1H1, L2H2." in end["notes"]
+    before, after, chars = end["loss"]
+    assert chars == 1000 and before != after and before == round(registry.passage_loss("tiny"), 4)
+    text = "".join(json.loads(m)["t"] for c in chunks for m in c[1:])
+    *_, api = api_generate(registry)("The emperor", 40, 0.8, 0, 1.0, 3, "L1H1,L2H2")
+    assert api["text"] == "The emperor" + text and api["notes"][0].startswith("Knocked out 2 of 4")
+    *_, plain = api_generate(registry)("The emperor", 40, 0.8, 0, 1.0, 3)
+    assert plain["text"] != api["text"] and plain["notes"] == []  # no head knocked out: the original
+    chunks, end = run_to_end(handlers.knockout("tiny", "The emperor", 10, 0.8, 0, 1.0, 3,
+                                               Event({"heads": "L1H1", "keep_only": True})))
+    assert json.loads(chunks[0][0])["knockout"] == "L1H2,L2H1,L2H2"
+
+
+@pytest.mark.parametrize("data, message", [({"heads": "L9H1"}, "layers 1-2 and heads 1-2"), ({"heads": "foo"}, "not a head"),
+                                           ({"heads": ""}, "no head chosen"), ({}, "malformed"),
+                                           ({"heads": 5}, "malformed")])
+def test_bad_knock_outs_get_a_message(registry, data, message):
+    registry.request(None)
+    out = list(make_handlers(registry).knockout("tiny", "The", 10, 0.8, 0, 1.0, 0, Event(data)))
+    assert len(out) == 1 and out[0]["kind"] == "error" and message in out[0]["message"]
+    *_, api = api_generate(registry)("The", 10, 0.8, 0, 1.0, 0, "L9H1")
+    assert api["text"] == "" and "layers 1-2 and heads 1-2" in api["notes"][0]
+
+
+def test_the_role_table_follows_the_snapshot(registry):
+    registry.request(None)
+    show_roles = make_handlers(registry).show_roles
+    final, early = show_roles("tiny", "trained (final)"), show_roles("tiny", "step 10 · val loss 3.100")
+    for table in (final, early):
+        assert table.count("\n| L") == 4 and "| head | prev char | self |" in table and "**" in table
+    assert final.startswith("**tiny**") and early.startswith("**tiny @ step 10")
+    assert registry.reference("tiny @ step 10 · val loss 3.100") == registry.reference("tiny")  # one text per run

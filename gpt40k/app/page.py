@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
 from pathlib import Path
 
 import gradio as gr
 
+from ..errors import GPT40kError
+from ..errors import ConfigError
+from ..interpret import ROLES, ablated, all_heads_but, head_name, parse_heads, strongest_role
+from ..model.model import GPT
 from ..model.tokenizer import MAX_PROMPT_CHARS
 from .limits import MAX_RUNNING, ClientLimits
 from .livejs import live_script
-from .registry import LoadedModel, ModelRegistry
+from .registry import REFERENCE_CHARS, LoadedModel, ModelRegistry
 from .request import LIMITS, GenerationRequest
 from .stepstream import StepStream, error_message
 from .transcript import generate as write_steps  # `generate` is the API's name (and its MCP tool's)
@@ -47,20 +52,26 @@ def page_css() -> str:
     return PAGE_CSS + (STATIC / "live.css").read_text(encoding="utf-8")
 
 
-def stream_run(lm: LoadedModel, req: GenerationRequest, branch: tuple[str, str] | None = None,
-               keep: int = 0) -> Iterator[list[str] | dict]:
-    """The step stream of one run (see stepstream.py): batches [start, new steps...], then the end."""
+def stream_run(lm: LoadedModel, req: GenerationRequest, *, branch: tuple[str, str] | None = None, keep: int = 0,
+               model: GPT | None = None, roles: list | None = None, knockout: str = "", notes: list[str] | None = None,
+               end_loss=None) -> Iterator[list[str] | dict]:
+    """The step stream of one run (see stepstream.py): batches [start, new steps...], then the end.
+    ``model``: another model than ``lm.model`` with its tokenizer (heads knocked out); ``roles``: the
+    grid's badges; ``end_loss()``: the end message's loss line (a knock-out run)."""
     cfg = lm.model.config
-    messages = StepStream(cfg.n_layer, cfg.n_head, branch=branch is not None, keep=keep)
+    messages = StepStream(cfg.n_layer, cfg.n_head, branch=branch is not None, keep=keep, roles=roles,
+                          knockout=knockout)
     pending: list[str] = []
     transcript, last = None, 0.0
     try:
-        for transcript, event in write_steps(lm.model, lm.tokenizer, req, branch=branch):
+        for transcript, event in write_steps(model or lm.model, lm.tokenizer, req, branch=branch, notes=notes,
+                                             explain=True):
             pending.append(messages.step(event))
             if time.monotonic() - last >= YIELD_EVERY_S:
                 last = time.monotonic()
                 yield [messages.start(transcript), *pending]
                 pending = []
+        loss = end_loss() if end_loss is not None and transcript is not None else None
     except Exception as e:  # never a traceback on the page
         log.exception("generation failed")
         yield error_message(f"Generation failed: {e}")
@@ -68,7 +79,36 @@ def stream_run(lm: LoadedModel, req: GenerationRequest, branch: tuple[str, str] 
     if transcript is not None:
         if pending:
             yield [messages.start(transcript), *pending]
-        yield messages.end(transcript)
+        yield messages.end(transcript, loss=loss)
+
+
+def badges(registry: ModelRegistry, name: str) -> list | None:
+    """Each head's strongest role, layer by layer ([[name, score], ...]), for the grid; None if it fails."""
+    try:
+        roles = registry.roles(name)
+    except Exception:  # a model too small or strange to score: the grid goes without badges
+        log.exception("head roles of %s", name)
+        return None
+    lm = registry.get(name)
+    return [list(strongest_role(roles[(layer, head)])) for layer in range(1, lm.model.config.n_layer + 1)
+            for head in range(1, lm.model.config.n_head + 1)]
+
+
+def roles_table(registry: ModelRegistry, name: str) -> str:
+    """The Model tab's table of every head's role scores, the strongest of each in bold."""
+    try:
+        roles = registry.roles(name)
+    except Exception as e:
+        return f"The heads could not be scored: {e}"
+    names = list(ROLES)
+    lines = [f"**{name}**, on {REFERENCE_CHARS:,} characters of its run's trained model's own writing. "
+             + " ".join(f"*{r}*: {ROLES[r]}." for r in names),
+             "", "| head | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for (layer, head), scores in sorted(roles.items()):
+        best, _ = strongest_role(scores)
+        cells = [f"**{scores[r]:.2f}**" if r == best else f"{scores[r]:.2f}" for r in names]
+        lines.append(f"| L{layer}H{head} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def gpu_decorator(registry: ModelRegistry):
@@ -86,7 +126,17 @@ def model_line(lm: LoadedModel) -> str:
     return f"**The model, {lm.name}:** {lm.description}"
 
 
-def make_handlers(registry: ModelRegistry, limits: ClientLimits | None = None):
+class Handlers(NamedTuple):
+    write: Callable
+    branch: Callable
+    compare: Callable
+    timeline: Callable
+    switch_model: Callable
+    knockout: Callable
+    show_roles: Callable
+
+
+def make_handlers(registry: ModelRegistry, limits: ClientLimits | None = None) -> Handlers:
     on_gpu = gpu_decorator(registry)
     fair = (limits or ClientLimits()).fair
 
@@ -96,12 +146,46 @@ def make_handlers(registry: ModelRegistry, limits: ClientLimits | None = None):
         except Exception as e:
             yield error_message(f"The model could not be loaded: {e}")
             return
-        yield from stream_run(lm, GenerationRequest(prompt, max_new, temperature, top_k, top_p, seed))
+        yield from stream_run(lm, GenerationRequest(prompt, max_new, temperature, top_k, top_p, seed),
+                              roles=badges(registry, lm.name))
 
     @fair(error_message(BUSY))
     @on_gpu(2)
     def write(model_name, prompt, max_new, temperature, top_k, top_p, seed, request: gr.Request = None):
         yield from write_with(model_name, prompt, max_new, temperature, top_k, top_p, seed)
+
+    @fair(error_message(BUSY))
+    @on_gpu(3)
+    def knockout(model_name, prompt, max_new, temperature, top_k, top_p, seed, evt: gr.EventData,
+                 request: gr.Request = None):
+        """The page asks: the same run again with ``heads`` knocked out (or all but them, ``keep_only``)."""
+        data = getattr(evt, "_data", None) or {}
+        spec, keep_only = data.get("heads"), data.get("keep_only") is True
+        if not isinstance(spec, str) or len(spec) > 2000:
+            yield error_message("This knock-out request is malformed: choose heads in the grid, then press a button.")
+            return
+        try:
+            lm = registry.get(model_name)
+            cfg = lm.model.config
+            heads = parse_heads(spec, cfg.n_layer, cfg.n_head)
+            if not heads:
+                raise ConfigError("no head chosen: click a head in the grid, then “Knock out this head”")
+            if keep_only:
+                heads = all_heads_but(heads, cfg.n_layer, cfg.n_head)
+        except Exception as e:
+            yield error_message(f"Nothing was written: {e}.")
+            return
+        names = ",".join(head_name(h) for h in heads)
+        model = ablated(lm.model, heads)
+        note = (f"Knocked out {len(heads)} of {cfg.n_layer * cfg.n_head} heads" +
+                (f" (kept only {spec})." if keep_only else f": {names.replace(',', ', ')}."))
+
+        def loss():  # on the model's own text: what the heads were worth, in nats a character
+            return [round(registry.passage_loss(lm.name), 4), round(registry.passage_loss(lm.name, model), 4),
+                    len(registry.reference(lm.name)) - 1]
+
+        yield from stream_run(lm, GenerationRequest(prompt, max_new, temperature, top_k, top_p, seed), model=model,
+                              roles=badges(registry, lm.name), knockout=names, notes=[note], end_loss=loss)
 
     @fair(error_message(BUSY))
     @on_gpu(1)
@@ -122,7 +206,7 @@ def make_handlers(registry: ModelRegistry, limits: ClientLimits | None = None):
             yield error_message(f"The model does not know the character {char!r}: it cannot write it.")
             return
         req = GenerationRequest("", max_new, temperature, top_k, top_p, seed)
-        yield from stream_run(lm, req, branch=(text, char), keep=keep)
+        yield from stream_run(lm, req, branch=(text, char), keep=keep, roles=badges(registry, lm.name))
 
     @fair(("", "", f"⚠️ {BUSY}"))
     @on_gpu(3)
@@ -161,7 +245,11 @@ def make_handlers(registry: ModelRegistry, limits: ClientLimits | None = None):
         labels = [label for label, _ in registry.timeline(model_name)]
         return lm.card, gr.update(choices=labels, value=labels[0]), model_line(lm)
 
-    return write, branch, compare, timeline, switch_model
+    def show_roles(model_name, label):
+        """The role table of the snapshot the timeline shows (or of the model)."""
+        return roles_table(registry, dict(registry.timeline(model_name)).get(label, model_name))
+
+    return Handlers(write, branch, compare, timeline, switch_model, knockout, show_roles)
 
 
 def _zip_longest(*iterators):
@@ -177,11 +265,22 @@ def _notes_md(notes: list[str]) -> str:
     return "\n\n".join(f"ℹ️ {n}" for n in notes)
 
 
+def knocked_out_model(lm: LoadedModel, spec: str | None):
+    """The model with the heads of ``spec`` ("L2H3,L1H1") knocked out (a copy: other visitors share
+    ``lm.model``), and a note saying so; the model itself when ``spec`` names none."""
+    cfg = lm.model.config
+    heads = parse_heads(spec if isinstance(spec, str) else None, cfg.n_layer, cfg.n_head)
+    if not heads:
+        return lm.model, []
+    names = ", ".join(head_name(h) for h in heads)
+    return ablated(lm.model, heads), [f"Knocked out {len(heads)} of {cfg.n_layer * cfg.n_head} heads: {names}."]
+
+
 def api_generate(registry: ModelRegistry, limits: ClientLimits | None = None):
     @(limits or ClientLimits()).fair({"text": "", "notes": [BUSY]})
     @gpu_decorator(registry)(1)
     def generate(prompt: str, max_new_chars: int = 300, temperature: float = 0.8, top_k: int = 0,
-                 top_p: float = 1.0, seed: int = 0, request: gr.Request = None) -> Iterator[dict]:
+                 top_p: float = 1.0, seed: int = 0, knock_out: str = "", request: gr.Request = None) -> Iterator[dict]:
         """Continue a prompt with GPT-40k's character-level model, one character at a time. Streams
         {"text": ..., "notes": [...]}: the text so far (prompt included, as cleaned) and what was
         changed in the request and why.
@@ -193,11 +292,17 @@ def api_generate(registry: ModelRegistry, limits: ClientLimits | None = None):
             top_k: sample from the k likeliest characters only (0: all)
             top_p: sample from the likeliest characters that make up this much probability (1: all)
             seed: the same seed and settings write the same text
+            knock_out: heads that write nothing, e.g. "L2H3,L1H1" (1-based layer and head; empty: none)
         """
         lm = registry.get(registry.default)
+        try:
+            model, notes = knocked_out_model(lm, knock_out)
+        except GPT40kError as e:
+            yield {"text": "", "notes": [f"Nothing was written: {e}."]}
+            return
         req = GenerationRequest(prompt, max_new_chars, temperature, top_k, top_p, seed)
         last, transcript = 0.0, None
-        for transcript, _ in write_steps(lm.model, lm.tokenizer, req):
+        for transcript, _ in write_steps(model, lm.tokenizer, req, notes=notes):
             if time.monotonic() - last >= YIELD_EVERY_S:
                 last = time.monotonic()
                 yield {"text": transcript.text, "notes": list(transcript.notes)}
@@ -209,7 +314,7 @@ def api_generate(registry: ModelRegistry, limits: ClientLimits | None = None):
 
 def build_ui(registry: ModelRegistry, limits: ClientLimits | None = None) -> gr.Blocks:
     limits = limits or ClientLimits()
-    write, branch, compare, timeline, switch_model = make_handlers(registry, limits)
+    write, branch, compare, timeline, switch_model, knockout, show_roles = make_handlers(registry, limits)
     default = registry.get(registry.default)
     labels = [label for label, _ in registry.timeline(registry.default)]
     with gr.Blocks(title="GPT-40k: watch a tiny GPT think") as demo:
@@ -246,6 +351,10 @@ def build_ui(registry: ModelRegistry, limits: ClientLimits | None = None) -> gr.
                 tl_btn = gr.Button("Write", scale=1)
                 tl_stop = gr.Button("Stop", variant="stop", scale=1, elem_id="gpt40k-timeline-stop")
             tl_live = live_view("gpt40k-timeline-stop", pace=120, elem_id="gpt40k-timeline")
+            gr.Markdown("## What each head does\nEvery head scored for the patterns people find in trained "
+                        "transformers: 1 means all of its attention goes where the pattern says. The table follows "
+                        "the snapshot chosen above: watch the roles appear as the model learns.")
+            roles_md = gr.Markdown(roles_table(registry, registry.default), elem_id="gpt40k-roles")
             gr.Markdown("## Compare two checkpoints\nThe same prompt and seed through both, side by side.")
             early, late = registry.early_and_late()
             with gr.Row():
@@ -274,12 +383,17 @@ def build_ui(registry: ModelRegistry, limits: ClientLimits | None = None) -> gr.
             runs.append(locked.then(write, inputs, live, concurrency_id="page", concurrency_limit=4,
                                     api_visibility="private"))
             runs[-1].then(unlock, None, controls, queue=False, api_visibility="private")
+        live.knockout(lock, None, controls, queue=False, api_visibility="private")
+        runs.append(live.knockout(knockout, inputs, live, concurrency_id="page", api_visibility="private"))
+        runs[-1].then(unlock, None, controls, queue=False, api_visibility="private")
         live.branch(lock, None, controls, queue=False, api_visibility="private")
         runs.append(live.branch(branch, [model, max_new, temperature, top_k, top_p, seed], live,
                                 concurrency_id="page", api_visibility="private"))
         runs[-1].then(unlock, None, controls, queue=False, api_visibility="private")
         stop_btn.click(unlock, None, controls, cancels=runs, queue=False, api_visibility="private")
-        model.change(switch_model, [model], [card, snapshot, about], api_visibility="private")
+        model.change(switch_model, [model], [card, snapshot, about], api_visibility="private").then(
+            show_roles, [model, snapshot], roles_md, api_visibility="private")
+        snapshot.change(show_roles, [model, snapshot], roles_md, api_visibility="private")
 
         tl_inputs = [model, snapshot, tl_prompt, max_new, temperature, seed]
         tl_run = tl_btn.click(timeline, tl_inputs, tl_live, concurrency_id="page", api_visibility="private")

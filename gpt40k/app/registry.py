@@ -18,6 +18,7 @@ from ..checkpoint import load
 from ..errors import CheckpointError, GPT40kError
 from ..files import CARD_FILE, CURVE_FILE, SNAPSHOT_INFO_FILE, SNAPSHOTS_DIR, checked_file, read_checked_json
 from ..hub.client import find_checkpoint, step_branches
+from ..interpret import head_roles, loss_on, own_text
 from ..model.model import GPT
 from ..model.tokenizer import CharTokenizer
 from ..project import SHIPPED_MODELS, checkpoints_dir
@@ -25,6 +26,7 @@ from .zerogpu import use_gpu, zero_gpu_active
 
 log = logging.getLogger("gpt40k.app")
 LOAD_WAIT_S = 120.0  # a visitor waiting for another's load of the same model gives up after this
+REFERENCE_CHARS = 1000  # the model's own text that head roles and knock-out losses are measured on
 
 
 @dataclass
@@ -109,8 +111,9 @@ class ModelRegistry:
     warning: str | None = None
     default: str | None = None
     device: str = field(default_factory=lambda: "cuda" if torch.cuda.is_available() else "cpu")  # choose_device
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # guards the two dicts, never I/O
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # guards the dicts, never I/O
     _loading: dict[str, Future] = field(default_factory=dict, repr=False)
+    _measured: dict[tuple, object] = field(default_factory=dict, repr=False)  # reference texts, roles, losses
 
     def add(self, name: str, source: str) -> None:
         self.sources[name] = source
@@ -226,6 +229,40 @@ class ModelRegistry:
             return f"{self.default} @ {snaps[0].label}", self.default
         names = self.choices
         return names[0], names[1] if len(names) > 1 else names[0]
+
+    def family(self, name: str | None) -> str:
+        """The trained model whose run ``name`` is a snapshot of (``name`` itself for a model)."""
+        name = name if name in self.sources else self.default
+        return next((n for n in self.timelines if name.startswith(n + " @ ")), name)
+
+    def _measure(self, key: tuple, compute):
+        """``compute()``, once per key (no lock held while it runs: two visitors may both compute it)."""
+        with self._lock:
+            if key in self._measured:
+                return self._measured[key]
+        value = compute()
+        with self._lock:
+            return self._measured.setdefault(key, value)
+
+    def reference(self, name: str | None) -> list[int]:
+        """The text a model's heads and knock-outs are measured on: REFERENCE_CHARS of its trained
+        model's own writing (the same for every snapshot of a run, so their roles compare)."""
+        family = self.family(name)
+        lm = self.get(family)
+        return self._measure(("reference", family), lambda: own_text(lm.model, lm.tokenizer, REFERENCE_CHARS))
+
+    def roles(self, name: str | None) -> dict[tuple[int, int], dict[str, float]]:
+        """Every head's role scores (gpt40k.interpret.head_roles) on the reference text, keys 1-based."""
+        lm, ids = self.get(name), self.reference(name)
+        return self._measure(("roles", lm.name), lambda: head_roles(lm.model, lm.tokenizer, lm.tokenizer.decode(ids)))
+
+    def passage_loss(self, name: str | None, model: GPT | None = None) -> float:
+        """Loss (nats/char) on the reference text of ``name``'s model, or of ``model`` (not cached)."""
+        ids = self.reference(name)
+        if model is not None:
+            return loss_on(model, ids)
+        lm = self.get(name)
+        return self._measure(("loss", lm.name), lambda: loss_on(lm.model, ids))
 
     def timeline(self, name: str | None) -> list[tuple[str, str]]:
         """(label, model name) for the snapshots of ``name``'s run, then ``name`` itself."""

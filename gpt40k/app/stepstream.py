@@ -6,11 +6,17 @@ place the page reads them (tests/test_protocol.py checks that the two agree). Ea
 run is a list: the run's start message, then the steps new since the last update (Gradio sends
 an update as edits of the one before, so the unchanged start costs nothing):
 
-    {"kind": "start", "run", "layers", "heads", "prompt", "branch", "keep", "notes"}
-    {"i": step, "t": char, "p": prob, "c": [[char, prob], ...], "r": [[position, first_key, "base64"], ...]}
+    {"kind": "start", "run", "layers", "heads", "prompt", "branch", "keep", "notes", "roles", "knockout"}
+    {"i": step, "t": char, "p": prob, "c": [[char, prob], ...], "r": [[position, first_key, "base64"], ...],
+     "l": [[[char, prob], ...] per layer, the embedding first] | null, "a": [[push per head] per layer] | null}
     ...
 When the run ends, one small object follows:
-    {"kind": "end", "run", "steps", "notes", "stopped"}
+    {"kind": "end", "run", "steps", "notes", "stopped", "loss"}
+
+"roles" holds each head's strongest role on a reference text ([[name, score] per head, layer by
+layer], or null), "knockout" the heads knocked out ("L2H3,L1H1", or ""), "l" the step's logit lens
+and "a" each head's direct push on the written character's logit; "loss" (a knock-out run:
+[nats/char before, after, characters]) or null.
 and a run that cannot go on sends {"kind": "error", "message"} instead. Sending only new steps
 keeps each update's cost flat; a growing list made the server and the browser slower with every
 step (75 characters/s shown after 1,500).
@@ -32,9 +38,9 @@ import numpy as np
 from .transcript import AttentionRow, StepEvent, Transcript
 
 QUANT_LEVELS = 255  # q = round(QUANT_LEVELS * sqrt(w)): one byte a weight
-START_KEYS = ("kind", "run", "layers", "heads", "prompt", "branch", "keep", "notes")
-STEP_KEYS = ("i", "t", "p", "c", "r")  # step number (1-based), character, its probability, candidates, rows
-END_KEYS = ("kind", "run", "steps", "notes", "stopped")
+START_KEYS = ("kind", "run", "layers", "heads", "prompt", "branch", "keep", "notes", "roles", "knockout")
+STEP_KEYS = ("i", "t", "p", "c", "r", "l", "a")  # step (1-based), char, prob, candidates, rows, lens, pushes
+END_KEYS = ("kind", "run", "steps", "notes", "stopped", "loss")
 PROB_DIGITS = 5
 
 
@@ -69,8 +75,10 @@ class StepStream:
     the one on the page, whose first ``keep`` steps stay, then the forced character (the last of
     the transcript's prompt)."""
 
-    def __init__(self, layers: int, heads: int, *, branch: bool = False, keep: int = 0, run: str | None = None):
+    def __init__(self, layers: int, heads: int, *, branch: bool = False, keep: int = 0, run: str | None = None,
+                 roles: list | None = None, knockout: str = ""):
         self.layers, self.heads, self.branch, self.keep = layers, heads, branch, keep
+        self.roles, self.knockout = roles, knockout
         self.run = run or uuid.uuid4().hex[:12]
         self._start: str | None = None
 
@@ -78,15 +86,17 @@ class StepStream:
         """The start message, made at the first call and the same string after (the page tells runs apart by it)."""
         if self._start is None:
             self._start = _dumps(dict(zip(START_KEYS, ("start", self.run, self.layers, self.heads, transcript.prompt,
-                                                       self.branch, self.keep, transcript.notes))))
+                                                       self.branch, self.keep, transcript.notes, self.roles,
+                                                       self.knockout))))
         return self._start
 
     def step(self, event: StepEvent) -> str:
         s = event.step
+        lens = [[[c, round(p, 3)] for c, p in layer] for layer in s.lens] if s.lens is not None else None
         return _dumps(dict(zip(STEP_KEYS, (event.index, s.char, round(s.prob, PROB_DIGITS),
                                            [[c, round(p, PROB_DIGITS)] for c, p in s.candidates],
-                                           [encode_row(r) for r in event.rows]))))
+                                           [encode_row(r) for r in event.rows], lens, s.pushes))))
 
-    def end(self, transcript: Transcript, stopped: bool = False) -> dict:
+    def end(self, transcript: Transcript, stopped: bool = False, loss: list | None = None) -> dict:
         return dict(zip(END_KEYS, ("end", self.run, len(transcript.steps), transcript.notes,
-                                   stopped or transcript.timed_out)))
+                                   stopped or transcript.timed_out, loss)))

@@ -17,12 +17,14 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from .. import interpret
 from ..generate.sampling import stream
 from ..model.model import GPT
 from ..model.tokenizer import CharTokenizer
 from .request import GenerationRequest, clamp_request, fit_to_budget
 
 TOP_N = 10  # candidates kept per step
+LENS_N = 3  # characters kept per layer of the logit lens
 TIME_BUDGET_S = 60.0  # no request holds the model longer than this
 
 
@@ -33,6 +35,10 @@ class StepRecord:
     char: str
     prob: float
     candidates: list[tuple[str, float]]  # the TOP_N likeliest, best first
+    # With ``explain``: the logit lens (per layer, the embedding first, its LENS_N likeliest characters
+    # before the knobs) and each head's direct push on the written character's logit (layers x heads).
+    lens: list[list[tuple[str, float]]] | None = None
+    pushes: list[list[float]] | None = None
 
 
 @dataclass
@@ -86,21 +92,37 @@ def _rows(attentions: list[torch.Tensor], last_position: int, window: int, count
     return rows
 
 
+def _top(probs: torch.Tensor, n: int, tok: CharTokenizer) -> list[tuple[str, float]]:
+    top = torch.topk(probs, min(n, probs.numel()))
+    return [(tok.chars[int(i)], float(p)) for p, i in zip(top.values.tolist(), top.indices.tolist()) if p > 0]
+
+
 def _record(probs: torch.Tensor, token: int, tok: CharTokenizer) -> StepRecord:
-    top = torch.topk(probs, min(TOP_N, probs.numel()))
-    candidates = [(tok.chars[int(i)], float(p)) for p, i in zip(top.values.tolist(), top.indices.tolist()) if p > 0]
-    return StepRecord(tok.chars[token], float(probs[token]), candidates)
+    return StepRecord(tok.chars[token], float(probs[token]), _top(probs, TOP_N, tok))
+
+
+def _explain(record: StepRecord, model: GPT, tok: CharTokenizer, token: int, residual: list[torch.Tensor],
+             heads_out: list[torch.Tensor]) -> None:
+    """Add the logit lens and the heads' direct pushes to ``record``, from the stream after the
+    embedding and each block (n_embd,) and each block's heads' outputs (n_embd,) at the step."""
+    probs = interpret.lens(model, torch.stack(residual)).cpu()
+    record.lens = [_top(row, LENS_N, tok) for row in probs]
+    pushes = interpret.direct_pushes(model, residual[-1], heads_out, token)
+    record.pushes = [[round(float(v), 3) for v in layer] for layer in pushes]
 
 
 def generate(model: GPT, tok: CharTokenizer, req: GenerationRequest, *, branch: tuple[str, str] | None = None,
-             time_budget_s: float = TIME_BUDGET_S) -> Iterator[tuple[Transcript, StepEvent]]:
+             time_budget_s: float = TIME_BUDGET_S, notes: list[str] | None = None, explain: bool = False
+             ) -> Iterator[tuple[Transcript, StepEvent]]:
     """Yield the growing Transcript and the newest StepEvent after each written character.
 
     ``branch=(text, char)`` continues ``text + char`` instead of the prompt: a visitor forced
     ``char`` where the model wrote something else. Its first event carries only the forced
-    character's row (the rows before it were sent with the original run).
+    character's row (the rows before it were sent with the original run). ``notes`` come first in
+    the transcript's (what the caller changed, e.g. heads knocked out). ``explain``: each step also
+    carries its logit lens and the heads' direct pushes (``StepRecord``), for the page.
     """
-    req, notes = clamp_request(req)
+    req, clamped = clamp_request(req)
     block = model.config.block_size
     if branch is None:
         cleaned = tok.encode_prompt(req.prompt, max_chars=block)
@@ -114,17 +136,26 @@ def generate(model: GPT, tok: CharTokenizer, req: GenerationRequest, *, branch: 
     if keep < len(ids):  # a branch's text or a long prompt on a model with a huge attention
         ids, prompt, rows_first = ids[-keep:], prompt[-keep:], min(rows_first, keep)
     req = replace(req, max_new_chars=max_new)
-    transcript = Transcript(prompt, cleaned.notes + notes + cost_notes)
+    transcript = Transcript(prompt, list(notes or []) + cleaned.notes + clamped + cost_notes)
     generator = torch.Generator(model.device).manual_seed(req.seed)  # per request: users never share one
     steps = stream(model, ids, req.max_new_chars, temperature=req.temperature, top_k=req.top_k or None,
-                   top_p=req.top_p if req.top_p < 1 else None, generator=generator, return_attention=True)
+                   top_p=req.top_p if req.top_p < 1 else None, generator=generator, return_attention=True,
+                   return_internals=explain)
     deadline = time.monotonic() + time_budget_s
     for i, step in enumerate(steps):
         last_read = len(prompt) - 1 + i
         rows = _rows(step.attentions, last_read, step.window, rows_first if i == 0 else 1)
         token = int(step.token[0])
         # The choice is read on the host: one copy from a GPU rather than one per number read.
-        event = StepEvent(i + 1, _record(step.probs[0].cpu(), token, tok), rows)
+        record = _record(step.probs[0].cpu(), token, tok)
+        if explain and step.internals is not None:
+            _explain(record, model, tok, token, [r[0] for r in step.internals.residual],
+                     [h[0] for h in step.internals.heads_out])
+        elif explain:  # the first step came from the prompt's forward pass: read it again, keeping its parts
+            inside = interpret.internals(model, torch.tensor([ids[-block:]], device=model.device))
+            _explain(record, model, tok, token, [inside.embedding[0, -1], *(r[0, -1] for r in inside.residual)],
+                     [h[0, -1] for h in inside.heads_out])
+        event = StepEvent(i + 1, record, rows)
         transcript.add(event)
         yield transcript, event
         if time.monotonic() > deadline:

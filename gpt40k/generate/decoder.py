@@ -18,6 +18,7 @@ import logging
 import math
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -94,6 +95,16 @@ def decoder_weights(model: GPT) -> tuple[list[tuple[torch.Tensor, ...]], tuple[t
     return layers, (model.ln_f.weight, model.ln_f.bias, *_transposed(model.lm_head))
 
 
+@dataclass
+class Internals:
+    """What one decoding step computed on the way: the residual stream after the embedding and
+    after each block (n_layer + 1 tensors of (B, n_embd)), and each block's heads' outputs side by
+    side before the output projection (n_layer tensors of (B, n_embd))."""
+
+    residual: list[torch.Tensor]
+    heads_out: list[torch.Tensor]
+
+
 class FastDecoder:
     """The model's weights laid out for single positions, once per generation instead of at every step.
 
@@ -117,13 +128,16 @@ class FastDecoder:
         self._graph: CudaGraphStep | None = None  # on a GPU: the step recorded for the cache in use
         self._views: tuple | None = None  # (the cache, its per-layer views): see _buffers
 
-    def step(self, idx: torch.Tensor, cache, return_attention: bool = False):
+    def step(self, idx: torch.Tensor, cache, return_attention: bool = False, return_internals: bool = False):
         """Logits (B, 1, vocab) of one new position ``idx`` (B, 1) after the ``cache.length`` cached
-        ones, and (when asked) each layer's attention weights (B, n_head, 1, length + 1)."""
+        ones, (when asked) each layer's attention weights (B, n_head, 1, length + 1), and (when asked)
+        ``Internals``: the residual stream and the heads' outputs, for the page's logit lens and
+        attribution (then, on a GPU, the step is launched op by op rather than replayed)."""
         pos, block = cache.length, self.model.config.block_size
         if pos + 1 > block:
             raise GenerationError(f"{pos + 1} positions exceed the model's block_size of {block}")
-        if idx.is_cuda and self.use_cuda_graph:
+        internals = Internals([], []) if return_internals else None
+        if idx.is_cuda and self.use_cuda_graph and internals is None:
             logits, attentions = self._graph_for(cache).step(idx, pos, return_attention)
         else:
             def store(buffer: torch.Tensor, new: torch.Tensor) -> None:
@@ -131,18 +145,21 @@ class FastDecoder:
 
             position = self.model.position_embedding.weight.select(0, pos)
             logits, attentions = self.forward_one(idx.view(-1), position, cache, store, pos + 1, None,
-                                                  return_attention)
+                                                  return_attention, internals)
         cache.advance(1)
-        return logits, attentions
+        return logits, attentions, internals
 
     def forward_one(self, idx: torch.Tensor, position: torch.Tensor, cache, store, length: int,
-                    mask: torch.Tensor | None, return_attention: bool):
+                    mask: torch.Tensor | None, return_attention: bool, internals: Internals | None = None):
         """The step itself, for the CPU and the CUDA graph alike: tokens ``idx`` (B,) at the position
         whose embedding is ``position`` through the blocks and the head. ``store(buffer, new)`` writes
         the new key and value into the cache; the step attends to the first ``length`` cached
-        positions (less those ``mask`` hides)."""
+        positions (less those ``mask`` hides). ``internals``, when given, collects the stream and
+        the heads' outputs."""
         x = self.model.token_embedding.weight.index_select(0, idx)  # (B, n_embd), a new tensor
         x.add_(position)
+        if internals is not None:
+            internals.residual.append(x.clone())
         B, C, H = x.size(0), self.n_embd, self.n_head
         BH, D = B * H, C // H
         addmm, norm, shape, eps = torch.addmm, torch.layer_norm, (C,), self.eps
@@ -164,6 +181,9 @@ class FastDecoder:
             # saving addmm's new tensor and its copy of the bias, then a separate add of x
             x = x.addmm_(y.view(B, C), w_o).add_(b_o)
             x = x.addmm_(self.act(addmm(b_fc, norm(x, shape, g2, b2, eps), w_fc)), w_out).add_(b_out)
+            if internals is not None:
+                internals.heads_out.append(y.view(B, C).clone())
+                internals.residual.append(x.clone())
         g, b, w, bias = self.final
         return addmm(bias, norm(x, shape, g, b, eps), w).unsqueeze(1), attentions
 

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from ..errors import GenerationError
 from ..model.model import GPT
-from .decoder import FastDecoder, one_cpu_thread
+from .decoder import FastDecoder, Internals, one_cpu_thread
 
 
 @dataclass
@@ -42,11 +42,13 @@ class Step:
     logits: torch.Tensor  # (B, vocab) raw logits, before the knobs
     window: int  # characters of context the step conditioned on
     attentions: list[torch.Tensor] | None  # per layer (B, n_head, T_new, window), when asked for
+    internals: Internals | None = None  # the stream and the heads' outputs, when asked (not after the prompt)
 
 
 class Forward(NamedTuple):
     logits: torch.Tensor  # (B, T, vocab)
     attentions: list[torch.Tensor] | None
+    internals: Internals | None = None  # one-position steps only (FastDecoder.step)
 
 
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
@@ -116,10 +118,10 @@ class SlidingWindow:
         self.decoder = FastDecoder(model)
         self.window: torch.Tensor | None = None  # (B, cache.length) the tokens in the cache
 
-    def feed(self, tokens: torch.Tensor, return_attention: bool = False):
+    def feed(self, tokens: torch.Tensor, return_attention: bool = False, return_internals: bool = False):
         """Add ``tokens`` (B, T) after what came before; return the logits (``.logits``) and, when
         asked, the attention (``.attentions``) of the new positions. One token gets the attention
-        of its own position, also when the window jumps."""
+        of its own position, also when the window jumps, and (when asked) the step's internals."""
         block = self.model.config.block_size
         first = self.window is None
         joined = tokens if first else torch.cat([self.window, tokens], dim=1)
@@ -134,16 +136,19 @@ class SlidingWindow:
         self.window = joined
         if new.size(1) == 1 and not self.model.training:  # one character: the lean path
             with one_cpu_thread(new.device):
-                return Forward(*self.decoder.step(new, self.cache, return_attention))
-        return self.model(new, cache=self.cache, return_attention=return_attention)
+                return Forward(*self.decoder.step(new, self.cache, return_attention, return_internals))
+        out = self.model(new, cache=self.cache, return_attention=return_attention)
+        return Forward(out.logits, out.attentions)
 
 
 @torch.inference_mode()
 def stream(model: GPT, prompt: torch.Tensor | Sequence[int], max_new_tokens: int, *,
            temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
            generator: torch.Generator | None = None, slide: int | None = None,
-           return_attention: bool = False) -> Iterator[Step]:
+           return_attention: bool = False, return_internals: bool = False) -> Iterator[Step]:
     """Yield one ``Step`` per new character. ``prompt`` is (B, T) or a list of ids (B = 1).
+    ``return_internals``: each step after the first carries the decoder's ``Internals`` (the first
+    comes from the prompt's forward pass, which keeps none: ``gpt40k.interpret.internals`` has them).
 
     Runs the model in eval mode and restores its mode afterwards. Pass a ``generator``
     (on the model's device) to make sampling reproducible and independent of other callers.
@@ -162,8 +167,8 @@ def stream(model: GPT, prompt: torch.Tensor | Sequence[int], max_new_tokens: int
             logits = out.logits[:, -1, :]
             probs = next_token_distribution(logits, temperature, top_k, top_p)
             token = draw(probs, generator)
-            yield Step(token, probs, logits, window.window.size(1), out.attentions)
+            yield Step(token, probs, logits, window.window.size(1), out.attentions, out.internals)
             if i + 1 < max_new_tokens:
-                out = window.feed(token[:, None], return_attention)
+                out = window.feed(token[:, None], return_attention, return_internals)
     finally:
         model.train(was_training)

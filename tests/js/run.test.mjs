@@ -62,3 +62,27 @@ test("the maps show the newest read characters, or those around the hovered one"
   assert.deepEqual(windowPositions(run, 40, 10, 4), [9, 10, 11, 12]);  // the hovered one in the middle
   assert.deepEqual(windowPositions(run, 3, null, 4), [0, 1, 2]);
 });
+
+test("where two texts part, and which step the lens explains", async () => {
+  const {firstDifference, explainedStep} = await import("../../gpt40k/app/static/live/run.js");
+  assert.equal(firstDifference("the sea", "the sky"), 5);
+  assert.equal(firstDifference("the", "the sea"), -1);  // one is the other's start
+  assert.equal(firstDifference("a🙂b", "a🙂c"), 2);  // code points, as the steps count
+  const run = newRun(header());  // prompt "ab"
+  ["c", "d", "e"].forEach((t, k) => addStep(run, step(k + 1, t)));
+  assert.equal(explainedStep(run, 3, null), 3);  // the newest shown step
+  assert.equal(explainedStep(run, 3, 3), 2);  // hovering the character step 2 wrote
+  assert.equal(explainedStep(run, 1, 4), 1);  // a character not shown yet: the shown step
+  assert.equal(explainedStep(run, 3, 0), 3);  // the prompt: the shown step
+  assert.equal(explainedStep(run, 0, null), null);
+});
+
+test("a step keeps its lens and pushes; the end its loss", () => {
+  const run = newRun(header());
+  addStep(run, {...step(1, "c"), l: [[["c", 0.5]]], a: [[0.1, -0.2]]});
+  assert.deepEqual(run.steps[0].l, [[["c", 0.5]]]);
+  assert.deepEqual(run.steps[0].a, [[0.1, -0.2]]);
+  endRun(run, {kind: "end", run: "r1", notes: [], loss: [1.39, 1.61, 1000]});
+  assert.deepEqual(run.loss, [1.39, 1.61, 1000]);
+  assert.equal(newRun(header({knockout: "L2H3", roles: [["prev char", 0.9]]})).knockout, "L2H3");
+});

@@ -4,8 +4,8 @@
 import {readUpdate} from "./protocol.js";
 import {advance, frameSeconds} from "./reveal.js";
 import {addStep, branchText, endRun, newRun, stopRun} from "./run.js";
-import {addSpan, cellTip, drawScale, drawText, findElements, highlight, render, renderNotes, repaintSurprise,
-        setHidden} from "./view.js";
+import {addSpan, cellTip, drawScale, drawText, findElements, headName, highlight, render, renderNotes,
+        repaintSurprise, setHidden} from "./view.js";
 
 export function mount(element, props, trigger, watch) {
   const dom = findElements(element.querySelector(".g4k"));
@@ -17,9 +17,13 @@ export function mount(element, props, trigger, watch) {
     allowance: 0, lastTick: 0,  // the reveal loop's pace (reveal.js)
     sel: {layer: 0, head: 0},   // the head the big map shows; head -1: the layer's mean
     hoverPos: null, pinned: null, dirty: true, bigLayout: null,
+    knock: new Set(),           // heads chosen to knock out, as "L2H3"
+    original: null,             // a knock-out run's run before it, shown beside it
   };
 
   function startRun(header) {
+    if (header.knockout && ui.run) ui.original = ui.run.knockout && ui.original ? ui.original : ui.run;
+    else if (!header.branch) ui.original = null;
     ui.run = newRun(header, ui.run);
     drawText(dom, ui);
     ui.shown = header.branch ? ui.run.steps.length : 0;
@@ -111,7 +115,7 @@ export function mount(element, props, trigger, watch) {
   });
   dom.big.addEventListener("mouseleave", () => { dom.tip.hidden = true; });
   dom.overview.addEventListener("click", (e) => {
-    const c = e.target.closest("canvas");
+    const c = e.target.closest("[data-layer]");
     if (!c) return;
     ui.sel = {layer: +c.dataset.layer, head: +c.dataset.head};
     if (ui.hoverPos !== null) highlight(dom, ui, ui.hoverPos);
@@ -123,6 +127,19 @@ export function mount(element, props, trigger, watch) {
     if (!b || b.disabled || !run || !run.done) return;
     trigger("branch", {text: branchText(run, ui.shown), char: b.dataset.char, keep: ui.shown - 1, run: run.id});
   });
+  dom.knockAdd.addEventListener("click", () => {
+    if (ui.sel.head < 0) return;
+    const name = headName(ui.sel.layer, ui.sel.head);
+    if (!ui.knock.delete(name)) ui.knock.add(name);
+    ui.dirty = true;
+  });
+  dom.knockClear.addEventListener("click", () => { ui.knock.clear(); ui.dirty = true; });
+  const knockOut = (keepOnly) => {
+    if (!ui.run || !ui.run.done || !ui.knock.size) return;
+    trigger("knockout", {heads: [...ui.knock].join(","), keep_only: keepOnly, run: ui.run.id});
+  };
+  dom.knockRun.addEventListener("click", () => knockOut(false));
+  dom.knockKeep.addEventListener("click", () => knockOut(true));
   dom.scrub.addEventListener("input", () => { ui.following = false; setShown(+dom.scrub.value); });
   dom.play.addEventListener("click", () => {
     const run = ui.run;

@@ -2,9 +2,9 @@
 // the one place it is read, and tests/test_protocol.py checks that both sides agree.
 
 export const QUANT_LEVELS = 255;  // a weight w travels as the byte q = round(255 * sqrt(w))
-export const START_KEYS = ["kind", "run", "layers", "heads", "prompt", "branch", "keep", "notes"];
-export const STEP_KEYS = ["i", "t", "p", "c", "r"];
-export const END_KEYS = ["kind", "run", "steps", "notes", "stopped"];
+export const START_KEYS = ["kind", "run", "layers", "heads", "prompt", "branch", "keep", "notes", "roles", "knockout"];
+export const STEP_KEYS = ["i", "t", "p", "c", "r", "l", "a"];  // l: the logit lens; a: the heads' direct pushes
+export const END_KEYS = ["kind", "run", "steps", "notes", "stopped", "loss"];
 
 export const weightOf = (q) => (q / QUANT_LEVELS) ** 2;
 

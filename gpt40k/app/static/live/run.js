@@ -7,7 +7,8 @@ export function newRun(h, previous) {
   const prompt = kept ? previous.prompt : h.prompt;
   const promptChars = Array.from(prompt);  // code points, as the server counts positions
   const run = {id: h.run, layers: h.layers, heads: h.heads, prompt, promptChars, promptLen: promptChars.length,
-               steps: [], rows: new Map(), base: 0, done: false, stopped: false, notes: h.notes || []};
+               steps: [], rows: new Map(), base: 0, done: false, stopped: false, notes: h.notes || [],
+               roles: h.roles || null, knockout: h.knockout || "", loss: null};
   if (kept) {
     run.steps = previous.steps.slice(0, h.keep);
     for (const [p, row] of previous.rows) if (p < run.promptLen + h.keep) run.rows.set(p, row);
@@ -29,7 +30,7 @@ export function addStep(run, m) {
     run.notes = run.notes.concat([`Steps ${run.steps.length + 1}-${k - 1} were lost on the way; press Generate again.`]);
     return "lost";
   }
-  run.steps[k - 1] = {t: m.t, p: m.p, c: m.c};
+  run.steps[k - 1] = {t: m.t, p: m.p, c: m.c, l: m.l || null, a: m.a || null};
   for (const r of m.r) run.rows.set(r[0], decodeRow(r));
   return "added";
 }
@@ -39,6 +40,7 @@ export function endRun(run, end) {
   if (end.run !== run.id || run.stopped) return false;
   run.done = true;
   run.notes = end.notes || run.notes;
+  run.loss = end.loss || null;
   return true;
 }
 
@@ -76,3 +78,20 @@ export function windowPositions(run, shown, hoverPos, n) {
 
 // The text a branch at `step` continues: the prompt and the steps before it.
 export const branchText = (run, step) => run.prompt + run.steps.slice(0, step - 1).map((s) => s.t).join("");
+
+// The written text of a run (its steps' characters).
+export const written = (run) => run.steps.map((s) => s.t).join("");
+
+// The first step (0-based) where two runs wrote different characters; -1 if one is the other's start.
+export function firstDifference(a, b) {
+  const x = Array.from(a), y = Array.from(b), n = Math.min(x.length, y.length);
+  for (let i = 0; i < n; i++) if (x[i] !== y[i]) return i;
+  return -1;
+}
+
+// The step whose lens and attribution are shown: the one that wrote the hovered character, else the
+// newest one shown; null before any.
+export function explainedStep(run, shown, hoverPos) {
+  const k = hoverPos !== null && hoverPos >= run.promptLen ? hoverPos - run.promptLen + 1 : shown;
+  return k >= 1 && k <= shown ? k : shown >= 1 ? shown : null;
+}

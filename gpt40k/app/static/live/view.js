@@ -2,14 +2,18 @@
 // notes, the maps and the choice panel.
 import {LUT, pct, rgb, rgba, show, surpriseAlpha} from "./colors.js";
 import {weight, weightOf} from "./protocol.js";
-import {charAt, stepProb, windowPositions} from "./run.js";
+import {charAt, explainedStep, firstDifference, stepProb, windowPositions, written} from "./run.js";
 
 export function findElements(root) {
   const $ = (sel) => root.querySelector(sel);
   return {root, text: $(".g4k-text"), scrub: $(".g4k-scrub"), play: $(".g4k-play"), stepInfo: $(".g4k-stepinfo"),
           pace: $(".g4k-pace"), surprise: $(".g4k-surprise"), notes: $(".g4k-notes"), hoverInfo: $(".g4k-hoverinfo"),
           selLabel: $(".g4k-sel"), overview: $(".g4k-overview"), big: $(".g4k-bigcanvas"), tip: $(".g4k-tip"),
-          cands: $(".g4k-cands"), probsTitle: $(".g4k-probs-title"), scale: $(".g4k-scalecanvas")};
+          cands: $(".g4k-cands"), probsTitle: $(".g4k-probs-title"), scale: $(".g4k-scalecanvas"),
+          lens: $(".g4k-lens"), dla: $(".g4k-dla"), knockAdd: $(".g4k-knock-add"), knocked: $(".g4k-knocked"),
+          knockRun: $(".g4k-knock-run"), knockKeep: $(".g4k-knock-keep"), knockClear: $(".g4k-knock-clear"),
+          versus: $(".g4k-versus"), versusTitle: $(".g4k-versus-title"), versusA: $(".g4k-versus-a"),
+          versusB: $(".g4k-versus-b"), versusBHead: $(".g4k-versus-bhead")};
 }
 
 // ---- the text -------------------------------------------------------------------------------
@@ -99,6 +103,10 @@ export function render(dom, ui) {
   drawOverview(dom, ui);
   drawBig(dom, ui);
   drawProbs(dom, ui);
+  drawLens(dom, ui);
+  drawPushes(dom, ui);
+  drawKnock(dom, ui);
+  drawVersus(dom, ui);
 }
 
 function overviewCells(dom, run) {  // the grid's labels and one canvas per head (and per layer's mean)
@@ -112,13 +120,18 @@ function overviewCells(dom, run) {  // the grid's labels and one canvas per head
   for (let l = 0; l < run.layers; l++) {
     label(`L${l + 1}`);
     for (let h = 0; h < cols; h++) {
+      const cell = Object.assign(document.createElement("div"), {className: "head"});
       const c = document.createElement("canvas");
-      c.dataset.layer = l; c.dataset.head = h < run.heads ? h : -1;
+      cell.dataset.layer = c.dataset.layer = l;
+      cell.dataset.head = c.dataset.head = h < run.heads ? h : -1;
       c.title = h < run.heads ? `layer ${l + 1}, head ${h + 1}` : `layer ${l + 1}, mean of its heads`;
-      el.appendChild(c);
+      cell.append(c, Object.assign(document.createElement("span"), {className: "badge"}));
+      el.appendChild(cell);
     }
   }
 }
+
+export const headName = (layer, head) => `L${layer + 1}H${head + 1}`;
 
 export function drawOverview(dom, ui) {
   const run = ui.run;
@@ -126,8 +139,11 @@ export function drawOverview(dom, ui) {
   overviewCells(dom, run);
   const pos = windowPositions(run, ui.shown, ui.hoverPos, 32), n = pos.length;
   for (const c of dom.overview.querySelectorAll("canvas")) {
-    const layer = +c.dataset.layer, head = +c.dataset.head;
+    const layer = +c.dataset.layer, head = +c.dataset.head, cell = c.parentElement;
     c.classList.toggle("sel", layer === ui.sel.layer && head === ui.sel.head);
+    const role = head >= 0 && run.roles ? run.roles[layer * run.heads + head] : null;
+    cell.querySelector(".badge").textContent = role ? `${SHORT_ROLE[role[0]] || role[0]} ${role[1].toFixed(2).replace(/^0/, "")}` : "";
+    cell.classList.toggle("knocked", head >= 0 && ui.knock.has(headName(layer, head)));
     if (c.width !== Math.max(n, 1)) { c.width = c.height = Math.max(n, 1); }
     const ctx = c.getContext("2d"), img = ctx.createImageData(c.width, c.height);
     for (let i = 0; i < n; i++) {
@@ -216,6 +232,95 @@ export function drawProbs(dom, ui) {
     b.querySelector(".ch").textContent = show(c) + (c === chosen ? " ◀" : "");
     b.dataset.char = c;
     dom.cands.appendChild(b);
+  }
+}
+
+const SHORT_ROLE = {"prev char": "prev", "self": "self", "word start": "word", "induction": "copy",
+                    "line start": "line", "punctuation": "punc", "spread": "wide"};
+
+// The logit lens of the explained step: per layer its likeliest characters, the written one in bold.
+export function drawLens(dom, ui) {
+  const run = ui.run, k = run ? explainedStep(run, ui.shown, ui.hoverPos) : null, s = k ? run.steps[k - 1] : null;
+  dom.lens.textContent = "";
+  if (!s || !s.l) return;
+  s.l.forEach((row, layer) => {
+    const tr = dom.lens.insertRow();
+    const th = document.createElement("th");
+    th.textContent = layer === 0 ? "embedding" : layer === s.l.length - 1 ? `after L${layer} (output)` : `after L${layer}`;
+    tr.appendChild(th);
+    for (const [c, p] of row) {
+      const td = tr.insertCell();
+      td.textContent = `${show(c)} ${pct(p)}`;
+      if (c === s.t) td.className = "written";
+    }
+  });
+  dom.lens.dataset.step = k;
+}
+
+// Each head's direct push on the explained step's written character, as a strip over the heads.
+export function drawPushes(dom, ui) {
+  const run = ui.run, k = run ? explainedStep(run, ui.shown, ui.hoverPos) : null, s = k ? run.steps[k - 1] : null;
+  dom.dla.textContent = "";
+  if (!s || !s.a) return;
+  dom.dla.style.gridTemplateColumns = `2.2em repeat(${run.heads}, minmax(0, 1fr))`;
+  const top = Math.max(1e-6, ...s.a.flat().map(Math.abs));
+  const cell = (text, cls, title) => dom.dla.appendChild(Object.assign(document.createElement("span"),
+    {className: cls, textContent: text, title: title || ""}));
+  cell("", "lab");
+  for (let h = 0; h < run.heads; h++) cell(`H${h + 1}`, "lab");
+  s.a.forEach((row, layer) => {
+    cell(`L${layer + 1}`, "lab");
+    row.forEach((v, h) => {
+      const el = cell(v.toFixed(2), "push", `${headName(layer, h)} pushed ‘${show(s.t)}’ by ${v >= 0 ? "+" : ""}${v.toFixed(3)}`);
+      const a = Math.min(1, Math.abs(v) / top);
+      el.style.background = v >= 0 ? `rgba(37,99,235,${(0.75 * a).toFixed(3)})` : `rgba(234,88,12,${(0.75 * a).toFixed(3)})`;
+      el.style.color = a > 0.6 ? "#fff" : "#1c1917";
+    });
+  });
+  dom.dla.dataset.step = k;
+}
+
+// The knock-out bar: the chosen heads and what can be done with them.
+export function drawKnock(dom, ui) {
+  const run = ui.run, ready = run && run.done, head = ui.sel.head;
+  dom.knocked.textContent = ui.knock.size ? [...ui.knock].join(", ") : "none chosen";
+  dom.knockAdd.disabled = !run || head < 0;
+  dom.knockAdd.textContent = head >= 0 && ui.knock.has(headName(ui.sel.layer, head))
+    ? `Put ${headName(ui.sel.layer, head)} back` : head >= 0 ? `Knock out ${headName(ui.sel.layer, head)}`
+    : "Knock out the enlarged head";
+  dom.knockRun.disabled = dom.knockKeep.disabled = !ready || !ui.knock.size;
+  dom.knockClear.disabled = !ui.knock.size;
+}
+
+// A knock-out run beside the run it came from, the first character where they part marked.
+export function drawVersus(dom, ui) {
+  const run = ui.run, original = ui.original;
+  const on = Boolean(run && run.knockout && original);
+  dom.versus.hidden = !on;
+  if (!on) return;
+  const a = written(original), b = written(run).slice(0, ui.shown), fork = firstDifference(a, b);
+  const key = `${run.id}:${b.length}:${run.loss ? 1 : 0}`;
+  if (dom.versus.dataset.drawn === key) return;
+  dom.versus.dataset.drawn = key;
+  fillVersus(dom.versusA, original.prompt, a, fork);
+  fillVersus(dom.versusB, run.prompt, b, fork);
+  dom.versusBHead.textContent = `Without ${run.knockout.split(",").join(", ")}`;
+  const parted = fork < 0 ? (b.length < a.length ? "The same so far." : "The same text.")
+    : `They part at step ${fork + 1}: ‘${show(Array.from(a)[fork] || "")}’ before, ‘${show(Array.from(b)[fork])}’ without.`;
+  const loss = run.loss ? ` On ${run.loss[2].toLocaleString("en")} characters of the model's own writing: ` +
+    `${run.loss[0].toFixed(2)} → ${run.loss[1].toFixed(2)} nats/char.` : "";
+  dom.versusTitle.textContent = parted + loss;
+  dom.versus.dataset.fork = fork;
+}
+
+function fillVersus(el, prompt, text, fork) {
+  el.textContent = prompt;
+  const chars = Array.from(text);
+  const before = fork < 0 ? chars : chars.slice(0, fork);
+  el.appendChild(Object.assign(document.createElement("span"), {className: "after", textContent: before.join("")}));
+  if (fork >= 0 && fork < chars.length) {
+    el.appendChild(Object.assign(document.createElement("span"), {className: "after fork", textContent: chars[fork]}));
+    el.appendChild(Object.assign(document.createElement("span"), {className: "after", textContent: chars.slice(fork + 1).join("")}));
   }
 }
 

@@ -173,17 +173,35 @@ def _push(vector: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
     return (vector - vector.mean(-1, keepdim=True)) @ direction
 
 
+def projections(model: GPT) -> torch.Tensor:
+    """Every block's output projection by input channel, (n_layer * n_head * head_size, n_embd) in
+    fp32: row (layer, head, d) is what channel d of that head's output adds to the residual stream.
+    Made once, for ``direct_pushes`` at every step of a generation."""
+    return torch.cat([b.attn.proj.weight.detach().float().t() for b in model.blocks])
+
+
 @torch.no_grad()
-def direct_pushes(model: GPT, final: torch.Tensor, heads_out: list[torch.Tensor], token: int) -> torch.Tensor:
-    """(n_layer, n_head): each head's direct push on ``token``'s logit at one position, from the
-    final residual stream ``final`` (n_embd,) and each block's heads' outputs (n_embd,) there."""
-    cfg, direction = model.config, _direction(model, final, token)
-    pushes = torch.zeros(cfg.n_layer, cfg.n_head)
-    for layer, block in enumerate(model.blocks):
-        y = heads_out[layer].float().view(cfg.n_head, cfg.head_size)
-        weight = block.attn.proj.weight.float().view(cfg.n_embd, cfg.n_head, cfg.head_size)
-        pushes[layer] = _push(torch.einsum("hd,chd->hc", y, weight), direction)  # each head through its columns
-    return pushes
+def direct_pushes(model: GPT, final: torch.Tensor, heads_out: torch.Tensor, token: int | torch.Tensor,
+                  weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Each head's direct push on ``token``'s logit: (n_layer, n_head) from the final residual stream
+    ``final`` (n_embd,) and the blocks' heads' outputs ``heads_out`` (n_layer, n_embd) at one position;
+    or (N, n_layer, n_head) from N positions at once (``final`` (N, n_embd), ``heads_out`` (N, n_layer,
+    n_embd), ``token`` (N,)). ``weights``: ``projections(model)``, when already made.
+
+    A head's output o through the projection W, centred as LayerNorm centres, along the direction d:
+    (W o - mean(W o)) . d = o . W^T (d - mean(d)), so one product with the centred directions serves
+    every head of every layer."""
+    cfg, ln = model.config, model.ln_f
+    single = final.dim() == 1
+    finals, outputs = (final[None], heads_out[None]) if single else (final, heads_out)
+    tokens = torch.as_tensor(token, device=finals.device).reshape(-1)
+    weights = projections(model) if weights is None else weights
+    scale = ln.weight.float() * torch.rsqrt(finals.float().var(-1, unbiased=False, keepdim=True) + ln.eps)
+    directions = model.lm_head.weight[tokens].float() * scale  # (N, n_embd)
+    directions = directions - directions.mean(-1, keepdim=True)
+    per_channel = (directions @ weights.t()).view(-1, cfg.n_layer, cfg.n_head, cfg.head_size)
+    pushes = (per_channel * outputs.float().view(-1, cfg.n_layer, cfg.n_head, cfg.head_size)).sum(-1)
+    return pushes[0] if single else pushes
 
 
 def head_attribution(model: GPT, idx: torch.Tensor, token: int, position: int = -1) -> Attribution:
@@ -193,7 +211,7 @@ def head_attribution(model: GPT, idx: torch.Tensor, token: int, position: int = 
     with torch.no_grad():
         final = inside.residual[-1][0, position]
         direction = _direction(model, final, token)
-        heads = direct_pushes(model, final, [h[0, position] for h in inside.heads_out], token)
+        heads = direct_pushes(model, final, torch.stack([h[0, position] for h in inside.heads_out]), token)
         attn_bias = [float(_push(b.attn.proj.bias.float(), direction)) if b.attn.proj.bias is not None else 0.0
                      for b in model.blocks]
         mlps = [float(_push(m[0, position].float(), direction)) for m in inside.mlp_out]

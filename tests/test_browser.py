@@ -47,32 +47,39 @@ def settle(page) -> None:
     page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
 
 
-@pytest.fixture
-def page_on(trained_run):
-    """(page, url, outside requests, console errors) of a browser on a fresh app."""
-    sync_api = pytest.importorskip("playwright.sync_api")
+@pytest.fixture(scope="module")
+def app_url(trained_run):
+    """One app for this file's tests (each gets a browser of its own): starting one takes seconds."""
+    pytest.importorskip("playwright.sync_api")
     proc, url = start_app("--model", os.environ.get("GPT40K_BROWSER_MODEL", str(trained_run)))
     try:
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-            page = browser.new_page(viewport={"width": 1440, "height": 900})
-            outside, errors = [], []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-
-            def only_loopback(route):  # the page must need nothing from outside its own server
-                if urlparse(route.request.url).hostname in ("127.0.0.1", "localhost"):
-                    return route.continue_()
-                outside.append(route.request.url)
-                return route.abort()
-
-            page.route("**/*", only_loopback)
-            page.goto(url)
-            page.wait_for_selector("#gpt40k-generate")
-            yield page, url, outside, errors
-            browser.close()
+        yield url
     finally:
         stop(proc)
+
+
+@pytest.fixture
+def page_on(app_url):
+    """(page, url, outside requests, console errors) of a fresh browser on the app."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        outside, errors = [], []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+
+        def only_loopback(route):  # the page must need nothing from outside its own server
+            if urlparse(route.request.url).hostname in ("127.0.0.1", "localhost"):
+                return route.continue_()
+            outside.append(route.request.url)
+            return route.abort()
+
+        page.route("**/*", only_loopback)
+        page.goto(app_url)
+        page.wait_for_selector("#gpt40k-generate")
+        yield page, app_url, outside, errors
+        browser.close()
 
 
 def generate(page, prompt: str, chars: int, pace: str = "35"):

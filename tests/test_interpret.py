@@ -190,7 +190,8 @@ def test_the_pages_steps_carry_the_lens_and_the_pushes():
         assert [c for c, _ in s.lens[-1]] == [c for c, _ in s.candidates[:LENS_N]]
         ids = TOK.encode("the sea") + TOK.encode("".join(e.step.char for e in events[:k]))
         full = internals(m, torch.tensor([ids]))
-        want = direct_pushes(m, full.residual[-1][0, -1], [h[0, -1] for h in full.heads_out], TOK.stoi[s.char])
+        want = direct_pushes(m, full.residual[-1][0, -1], torch.stack([h[0, -1] for h in full.heads_out]),
+                             TOK.stoi[s.char])
         assert torch.allclose(torch.tensor(s.pushes), want, atol=2e-3)
     plain = [e for _, e in generate(m, TOK, GenerationRequest("the sea", 5, 1.0, seed=1))]
     assert plain[0].step.lens is None and [e.step.char for e in plain] == [e.step.char for e in events]

@@ -32,9 +32,10 @@ def test_every_handler_asks_for_what_its_length_needs(recorded, trained_run):
     registry.device = "cuda"  # as on ZeroGPU when the GPU is worth it
     page.make_handlers(registry)
     page.api_generate(registry)
-    assert len(recorded) == 5 and all(callable(d) for d in recorded)
-    write, branch, compare, timeline, api = recorded
+    assert len(recorded) == 6 and all(callable(d) for d in recorded)
+    write, knockout, branch, compare, timeline, api = recorded
     assert write("m", "The Emperor", 300, 0.8, 0, 1.0, 0) == 6  # 5 s floor + 2 x 0.3 s
+    assert knockout("m", "The Emperor", 2000, 0.8, 0, 1.0, 0) == 9
     assert write("m", "The Emperor", 2000, 0.8, 0, 1.0, 0) == 9
     assert branch("m", 300, 0.8, 0, 1.0, 0) == 6
     assert compare("a", "b", "p", 300, 0.8, 0) == 6 and timeline("m", "step 1", "p", 1000, 0.8, 0) == 7

@@ -155,7 +155,7 @@ def make_handlers(registry: ModelRegistry, limits: ClientLimits | None = None) -
         yield from write_with(model_name, prompt, max_new, temperature, top_k, top_p, seed)
 
     @fair(error_message(BUSY))
-    @on_gpu(3)
+    @on_gpu(2)
     def knockout(model_name, prompt, max_new, temperature, top_k, top_p, seed, evt: gr.EventData,
                  request: gr.Request = None):
         """The page asks: the same run again with ``heads`` knocked out (or all but them, ``keep_only``)."""

@@ -101,14 +101,28 @@ def _record(probs: torch.Tensor, token: int, tok: CharTokenizer) -> StepRecord:
     return StepRecord(tok.chars[token], float(probs[token]), _top(probs, TOP_N, tok))
 
 
-def _explain(record: StepRecord, model: GPT, tok: CharTokenizer, token: int, residual: list[torch.Tensor],
-             heads_out: list[torch.Tensor]) -> None:
-    """Add the logit lens and the heads' direct pushes to ``record``, from the stream after the
-    embedding and each block (n_embd,) and each block's heads' outputs (n_embd,) at the step."""
-    probs = interpret.lens(model, torch.stack(residual)).cpu()
-    record.lens = [_top(row, LENS_N, tok) for row in probs]
-    pushes = interpret.direct_pushes(model, residual[-1], heads_out, token)
-    record.pushes = [[round(float(v), 3) for v in layer] for layer in pushes]
+EXPLAIN_BATCH = 16  # steps explained together: a few batched operations for all, not a few for each
+
+
+def _explain(records: list[StepRecord], model: GPT, tok: CharTokenizer, tokens: list[int],
+             residual: torch.Tensor, heads_out: torch.Tensor, weights: torch.Tensor) -> None:
+    """Add the logit lens and the heads' direct pushes to each of ``records``, from the stream after
+    the embedding and each block (N, n_layer + 1, n_embd) and the blocks' heads' outputs (N, n_layer,
+    n_embd) at each step; ``weights``: ``interpret.projections(model)``."""
+    top = torch.topk(interpret.lens(model, residual), min(LENS_N, tok.vocab_size), dim=-1)
+    pushes = interpret.direct_pushes(model, residual[:, -1], heads_out, torch.tensor(tokens), weights)
+    chars = tok.chars
+    for record, values, indices, step_pushes in zip(records, top.values.tolist(), top.indices.tolist(),
+                                                     pushes.tolist()):
+        record.lens = [[(chars[i], p) for p, i in zip(ps, ids) if p > 0] for ps, ids in zip(values, indices)]
+        record.pushes = [[round(v, 3) for v in layer] for layer in step_pushes]
+
+
+def _prompt_internals(model: GPT, window: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first step's stream and heads' outputs, which the prompt's forward pass did not keep."""
+    inside = interpret.internals(model, torch.tensor([window], device=model.device))
+    residual = torch.stack([inside.embedding[0, -1], *(r[0, -1] for r in inside.residual)])
+    return residual, torch.stack([h[0, -1] for h in inside.heads_out])
 
 
 def generate(model: GPT, tok: CharTokenizer, req: GenerationRequest, *, branch: tuple[str, str] | None = None,
@@ -141,24 +155,32 @@ def generate(model: GPT, tok: CharTokenizer, req: GenerationRequest, *, branch: 
     steps = stream(model, ids, req.max_new_chars, temperature=req.temperature, top_k=req.top_k or None,
                    top_p=req.top_p if req.top_p < 1 else None, generator=generator, return_attention=True,
                    return_internals=explain)
+    weights = interpret.projections(model) if explain else None  # once a generation: the pushes' weights
+    pending: list[tuple[StepEvent, int, torch.Tensor, torch.Tensor]] = []  # steps waiting to be explained
     deadline = time.monotonic() + time_budget_s
     for i, step in enumerate(steps):
         last_read = len(prompt) - 1 + i
         rows = _rows(step.attentions, last_read, step.window, rows_first if i == 0 else 1)
         token = int(step.token[0])
         # The choice is read on the host: one copy from a GPU rather than one per number read.
-        record = _record(step.probs[0].cpu(), token, tok)
-        if explain and step.internals is not None:
-            _explain(record, model, tok, token, [r[0] for r in step.internals.residual],
-                     [h[0] for h in step.internals.heads_out])
-        elif explain:  # the first step came from the prompt's forward pass: read it again, keeping its parts
-            inside = interpret.internals(model, torch.tensor([ids[-block:]], device=model.device))
-            _explain(record, model, tok, token, [inside.embedding[0, -1], *(r[0, -1] for r in inside.residual)],
-                     [h[0, -1] for h in inside.heads_out])
-        event = StepEvent(i + 1, record, rows)
-        transcript.add(event)
-        yield transcript, event
-        if time.monotonic() > deadline:
+        event = StepEvent(i + 1, _record(step.probs[0].cpu(), token, tok), rows)
+        ready = [event]
+        if explain:
+            if step.internals is None:  # the first step: explained at once, so the page starts at once
+                parts = _prompt_internals(model, ids[-block:])
+            else:
+                parts = torch.stack(step.internals.residual)[:, 0], torch.stack(step.internals.heads_out)[:, 0]
+            pending.append((event, token, *parts))
+            ready = []
+            if i == 0 or len(pending) == EXPLAIN_BATCH or i + 1 == req.max_new_chars or time.monotonic() > deadline:
+                ready = [e for e, *_ in pending]
+                _explain([e.step for e in ready], model, tok, [t for _, t, _, _ in pending],
+                         torch.stack([r for *_, r, _ in pending]), torch.stack([h for *_, h in pending]), weights)
+                pending = []
+        for ev in ready:
+            transcript.add(ev)
+            yield transcript, ev
+        if time.monotonic() > deadline:  # (a due deadline explained the pending steps above)
             transcript.timed_out = True
             transcript.notes.append(f"Stopped after {time_budget_s:g} s (the time one request may take).")
             return

@@ -241,8 +241,11 @@ const SHORT_ROLE = {"prev char": "prev", "self": "self", "word start": "word", "
 // The logit lens of the explained step: per layer its likeliest characters, the written one in bold.
 export function drawLens(dom, ui) {
   const run = ui.run, k = run ? explainedStep(run, ui.shown, ui.hoverPos) : null, s = k ? run.steps[k - 1] : null;
+  const key = s && s.l ? `${run.id}:${k}` : "";
+  if (dom.lens.dataset.key === key) return;  // drawn already: the step shown did not change
+  dom.lens.dataset.key = key;
   dom.lens.textContent = "";
-  if (!s || !s.l) return;
+  if (!key) return;
   s.l.forEach((row, layer) => {
     const tr = dom.lens.insertRow();
     const th = document.createElement("th");
@@ -260,8 +263,11 @@ export function drawLens(dom, ui) {
 // Each head's direct push on the explained step's written character, as a strip over the heads.
 export function drawPushes(dom, ui) {
   const run = ui.run, k = run ? explainedStep(run, ui.shown, ui.hoverPos) : null, s = k ? run.steps[k - 1] : null;
+  const key = s && s.a ? `${run.id}:${k}` : "";
+  if (dom.dla.dataset.key === key) return;
+  dom.dla.dataset.key = key;
   dom.dla.textContent = "";
-  if (!s || !s.a) return;
+  if (!key) return;
   dom.dla.style.gridTemplateColumns = `2.2em repeat(${run.heads}, minmax(0, 1fr))`;
   const top = Math.max(1e-6, ...s.a.flat().map(Math.abs));
   const cell = (text, cls, title) => dom.dla.appendChild(Object.assign(document.createElement("span"),

@@ -235,10 +235,11 @@ ROLES = {  # name: what a score of 1 means (each score is in [0, 1])
 
 
 def strongest_role(scores: dict[str, float]) -> tuple[str, float]:
-    """A head's badge: its highest-scoring pattern, or "spread" when no pattern reaches 0.3."""
+    """A head's badge: its highest-scoring pattern; "spread" instead when no pattern reaches 0.3 and
+    the head's attention is spread out (0.5 or more)."""
     patterns = {r: v for r, v in scores.items() if r != "spread" and not math.isnan(v)}
     role = max(patterns, key=patterns.get) if patterns else "spread"
-    if not patterns or patterns[role] < 0.3:
+    if not patterns or (patterns[role] < 0.3 and scores.get("spread", 0.0) >= 0.5):
         role = "spread"
     return role, scores.get(role, 0.0)
 

@@ -150,7 +150,7 @@ def test_watch_it_write_then_read_its_attention(page_on, tmp_path):
     assert page.inner_text(f"{LIVE} .g4k-text span.f") in (forced, {"␣": " ", "⏎": "\n"}.get(forced))
 
     shot = Path(os.environ.get("GPT40K_SCREENSHOT", tmp_path / "page.png"))
-    page.screenshot(path=str(shot))
+    page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 20_000
     assert outside == [] and errors == [], (outside, errors)
 

@@ -195,3 +195,11 @@ def test_the_pages_steps_carry_the_lens_and_the_pushes():
         assert torch.allclose(torch.tensor(s.pushes), want, atol=2e-3)
     plain = [e for _, e in generate(m, TOK, GenerationRequest("the sea", 5, 1.0, seed=1))]
     assert plain[0].step.lens is None and [e.step.char for e in plain] == [e.step.char for e in events]
+
+
+def test_a_badge_names_the_strongest_pattern_or_a_spread_head():
+    from gpt40k.interpret import strongest_role
+
+    assert strongest_role({"prev char": 0.9, "self": 0.1, "spread": 0.2}) == ("prev char", 0.9)
+    assert strongest_role({"prev char": 0.1, "self": 0.05, "spread": 0.8}) == ("spread", 0.8)
+    assert strongest_role({"prev char": 0.2, "self": 0.05, "spread": 0.3}) == ("prev char", 0.2)  # focused, no pattern

@@ -7,13 +7,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
 from pathlib import Path
+from typing import NamedTuple
 
 import gradio as gr
 
-from ..errors import GPT40kError
-from ..errors import ConfigError
+from ..errors import ConfigError, GPT40kError
 from ..interpret import ROLES, ablated, all_heads_but, head_name, parse_heads, strongest_role
 from ..model.model import GPT
 from ..model.tokenizer import MAX_PROMPT_CHARS
@@ -169,7 +168,7 @@ def make_handlers(registry: ModelRegistry, limits: ClientLimits | None = None) -
             cfg = lm.model.config
             heads = parse_heads(spec, cfg.n_layer, cfg.n_head)
             if not heads:
-                raise ConfigError("no head chosen: click a head in the grid, then “Knock out this head”")
+                raise ConfigError("no head chosen: click a head in the grid, then press its “Knock out” button")
             if keep_only:
                 heads = all_heads_but(heads, cfg.n_layer, cfg.n_head)
         except Exception as e:

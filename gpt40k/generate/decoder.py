@@ -43,6 +43,7 @@ def one_cpu_thread(device: torch.device):
     main one) is set once, for good, and that default put straight back (``_one_thread_for_good``);
     the main thread (train.py, the CLI, benchmarks: nothing else runs beside it) is set and restored
     around each step, since it does other work between steps (training, the prompt's forward pass).
+    (Training in a thread of its own is the exception: after its first sample, it goes on one thread.)
     """
     if device.type != "cpu":
         yield

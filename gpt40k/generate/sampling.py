@@ -13,8 +13,8 @@ its ``slide`` oldest characters and recomputes the cache for the rest in one bat
 
 The default, ``block_size // 2``, costs the shipped model nothing it can measure: read through
 the window, its books' validation split gives 1.3594 nats a character with slide 128 and 1.3593
-with slide 64 (bench/heldout_loss.py, docs/benchmarks.md); beyond ~130 characters of context its loss no longer
-clearly falls. Against slide 64, the jumps' cost per character falls threefold: generation on one
+with slide 64 (bench/heldout_loss.py, docs/training.md); beyond ~130 characters of context its
+loss no longer clearly falls. Against slide 64, the jumps' cost per character falls threefold: generation on one
 CPU thread is a quarter faster.
 
 Either way the logits of each step equal a full forward pass over that step's window

@@ -1,13 +1,9 @@
-"""Deploy the demo as a Hugging Face Space, through the Hub's upload API (no git push).
+"""The demo as a Hugging Face Space: what it is made of (``stage``) and its upload (``deploy``).
 
-    python -m gpt40k.space deploy USER/SPACE [--model USER/MODEL] [--hardware zero-a10g] [--private]
-
-Creates the Space (Gradio SDK) or updates it, and uploads in one commit exactly what it needs:
-app.py, the gpt40k package, requirements.txt, the shipped checkpoints and a README whose front
-matter configures the Space. Binary files (weights, pictures) go through the upload API, which
-stores them the way the Hub requires; a plain `git push` of this repository is refused. With
---model the Space variable GPT40K_MODEL makes it show that model; --token-secret also stores your
-token as the Space secret HF_TOKEN (for a private model), and it is never printed.
+A Space gets, in one commit through the Hub's upload API, exactly what it needs: app.py, the gpt40k
+package, requirements.txt, the shipped checkpoints and a README whose front matter configures it.
+The upload API stores binary files (weights, pictures) the way the Hub requires, which a plain
+`git push` of this repository does not. The command line is ``gpt40k/space.py``.
 """
 
 from __future__ import annotations

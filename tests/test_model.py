@@ -137,3 +137,16 @@ def test_the_lectures_generate_draws_what_stream_draws_with_slide_1():
     fast = [s.token.item() for s in stream(model, prompt, 30, temperature=0.9, top_k=6, slide=1,
                                            generator=torch.Generator().manual_seed(3))]
     assert slow[0, 5:].tolist() == fast and slow.shape == (1, 35)
+
+
+def test_train_config_takes_the_models_fields_from_gptconfig():
+    """One list of the model's fields: GPTConfig's, with its defaults, are TrainConfig's flags."""
+    from dataclasses import fields
+
+    from gpt40k.training.config import TrainConfig
+
+    model = {f.name: (f.type, f.default) for f in fields(GPTConfig) if f.name != "vocab_size"}
+    train = {f.name: (f.type, f.default) for f in fields(TrainConfig) if f.name in model}
+    assert train == model and "vocab_size" not in {f.name for f in fields(TrainConfig)}
+    cfg = build_config("tiny", {"data": ["x"], "n_layer": 3, "activation": "relu"}).model_config(vocab_size=5)
+    assert (cfg.n_layer, cfg.activation, cfg.vocab_size) == (3, "relu", 5)

@@ -43,8 +43,15 @@ MODEL_HELP = {  # the flags' help for GPTConfig's fields (a field without one is
     "activation": ("MLP activation", {"choices": ["gelu", "relu"]}),
 }
 MODEL_FIELDS = [f.name for f in fields(GPTConfig) if f.name != "vocab_size"]  # the books decide vocab_size
-ModelFields = make_dataclass("ModelFields", [(f.name, f.type, opt(f.default, MODEL_HELP[f.name][0], **MODEL_HELP[f.name][1]))
-                                             for f in fields(GPTConfig) if f.name in MODEL_FIELDS])
+
+
+def _model_field(f):
+    help_text, extra = MODEL_HELP[f.name]
+    return f.name, f.type, opt(f.default, help_text, **extra)
+
+
+# GPTConfig's fields with their defaults, as flags: TrainConfig inherits them rather than listing them again
+ModelFields = make_dataclass("ModelFields", [_model_field(f) for f in fields(GPTConfig) if f.name in MODEL_FIELDS])
 ModelFields.__module__ = __name__  # where its type hints are read
 
 

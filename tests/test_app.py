@@ -98,7 +98,7 @@ def test_bad_prompts_are_handled(client, prompt, check):
 def test_out_of_range_numbers_are_clamped_with_notes(client):
     out = client.predict("The", 10**9, -5, -1, 7, -1, api_name="/generate")
     assert out["text"].startswith("The") and len(out["text"]) == 3 + 2000
-    assert {n.split()[0] for n in out["notes"]} == {"max_new_chars", "temperature", "top_k", "top_p", "seed"}
+    assert {n.split()[0] for n in out["notes"]} == {"Length", "Temperature", "Top-k", "Top-p", "Seed"}
     greedy = text(client, "The", 30, 0, 0, 1.0, 1)
     assert greedy == text(client, "The", 30, 0, 0, 1.0, 2)  # temperature 0: no chance
     assert text(client, "The", 30, 1e-45, 0, 1.0, 2) == greedy  # a tiny temperature is greedy, not an error

@@ -34,8 +34,25 @@ def run(model, req, **kw):
     ("seed", 10**400, 2**31 - 1), ("max_new_chars", float("inf"), 2000),
 ])
 def test_clamp_request_explains_every_change(field, value, expected):
+    from gpt40k.app.request import NAMES
+
     req, notes = clamp_request(GenerationRequest(**{field: value}))
-    assert getattr(req, field) == expected and notes and field in notes[0]
+    assert getattr(req, field) == expected and notes and notes[0].startswith(NAMES[field][0])
+
+
+@pytest.mark.parametrize("field, value, note", [
+    ("max_new_chars", None, "Length was empty: using 300 characters."),
+    ("max_new_chars", "", "Length was empty: using 300 characters."),
+    ("max_new_chars", 5000, "Length can be at most 2000: using 2000 characters."),
+    ("max_new_chars", 0, "Length must be at least 1: using 1 character."),
+    ("seed", -5, "Seed must be 0 or more: using 0."),
+    ("temperature", "hot", "Temperature 'hot' is not a number: using 0.8."),
+    ("top_p", 0, "Top-p must be at least 0.05: using 0.05."),
+    ("temperature", 1e-45, "Temperature 1e-45 is below 0.001: writing greedily (temperature 0)."),
+])
+def test_notes_are_in_a_visitors_words(field, value, note):
+    """The page's labels and plain rules, never a field name or an interval in brackets."""
+    assert clamp_request(GenerationRequest(**{field: value}))[1] == [note]
 
 
 def test_clamp_request_keeps_valid_values_silently():

@@ -88,7 +88,8 @@ def test_write_reports_clamped_values_in_its_notes(registry):
     registry.request(None)
     write, *_ = make_handlers(registry)
     chunks, end = run_to_end(write("tiny", "The", 10**9, -3, 0, 1.0, 1))
-    assert any("max_new_chars" in n for n in end["notes"]) and any("temperature" in n for n in end["notes"])
+    assert "Length can be at most 2000: using 2000 characters." in end["notes"]
+    assert "Temperature must be 0 or more: using 0." in end["notes"]
     assert end["steps"] == 2000
 
 

@@ -24,10 +24,31 @@ LIMITS = {"max_new_chars": (1, 2000), "temperature": (0.0, 2.0), "top_k": (0, 20
 DEFAULTS = {f.name: f.default for f in fields(GenerationRequest)}
 
 
+# How the page names each number (its labels), and the unit a value is counted in.
+NAMES = {"max_new_chars": ("Length", " characters"), "temperature": ("Temperature", ""), "top_k": ("Top-k", ""),
+         "top_p": ("Top-p", ""), "seed": ("Seed", "")}
+
+
+def _amount(name: str, value: float) -> str:
+    """``value`` with its unit: "300 characters", "1 character", "0.8"."""
+    unit = NAMES[name][1]
+    return f"{value:g}{unit[:-1] if value == 1 and unit.endswith('s') else unit}"
+
+
+def _out_of_range(name: str, lo: float, hi: float, value: float, using: float) -> str:
+    if value < lo:
+        rule = "must be 0 or more" if lo == 0 else f"must be at least {lo:g}"
+    else:
+        rule = f"can be at most {hi:g}"
+    return f"{NAMES[name][0]} {rule}: using {_amount(name, using)}."
+
+
 def clamp_request(req: GenerationRequest) -> tuple[GenerationRequest, list[str]]:
-    """Numbers brought into range (and to the right type), with a note for each change."""
+    """Numbers brought into range (and to the right type), with a note for each change, in the
+    page's words ("Length was empty: using 300 characters.")."""
     notes, values = [], {}
     for name, (lo, hi) in LIMITS.items():
+        label = NAMES[name][0]
         raw = getattr(req, name)
         try:
             value = float(raw)
@@ -37,13 +58,15 @@ def clamp_request(req: GenerationRequest) -> tuple[GenerationRequest, list[str]]
             value = math.nan
         if math.isnan(value):
             value = float(DEFAULTS[name])
-            notes.append(f"{name} {raw!r} is not a number: using {value:g}.")
+            said = "was empty" if raw is None or (isinstance(raw, str) and not raw.strip()) else \
+                f"{str(raw)[:40]!r} is not a number"
+            notes.append(f"{label} {said}: using {_amount(name, value)}.")
         if not lo <= value <= hi:
             clamped = min(max(value, lo), hi)
-            notes.append(f"{name} {value:g} is out of range [{lo:g}, {hi:g}]: using {clamped:g}.")
+            notes.append(_out_of_range(name, lo, hi, value, clamped))
             value = clamped
         if name == "temperature" and 0 < value < 1e-3:  # below this, softmax overflows: it is greedy anyway
-            notes.append(f"temperature {value:g} is below 0.001: using 0 (greedy).")
+            notes.append(f"Temperature {value:g} is below 0.001: writing greedily (temperature 0).")
             value = 0.0
         values[name] = int(round(value)) if name in INTEGER_FIELDS else value
     return replace(req, **values), notes

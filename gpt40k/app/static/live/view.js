@@ -162,7 +162,7 @@ export function drawBig(dom, ui) {
   const run = ui.run, big = dom.big, ctx = big.getContext("2d"), dpr = window.devicePixelRatio || 1;
   const width = big.clientWidth || 400;
   // As many characters as fit the width and about half the window's height (the overview goes below).
-  const label = 22, cell = width < 500 ? 12 : 14;
+  const label = 22, cell = width < 500 ? 15 : 16;  // labels of 12-13 px, readable on a phone too
   const n = Math.max(12, Math.min(32, Math.floor((Math.min(width, 0.46 * window.innerHeight) - label) / cell)));
   const pos = run ? windowPositions(run, ui.shown, ui.hoverPos, n) : [];
   const size = label + cell * Math.max(pos.length, 1);
@@ -176,7 +176,7 @@ export function drawBig(dom, ui) {
   const {layer, head} = ui.sel;
   dom.selLabel.textContent = run ? `layer ${layer + 1} · ${head >= 0 ? `head ${head + 1}` : "mean of heads"}` : "";
   if (!run || !pos.length) return;
-  ctx.font = `${cell - 3}px ui-monospace, monospace`;
+  ctx.font = `${cell - 3}px ui-monospace, monospace`;  // 12 px at the least
   ctx.textAlign = "center"; ctx.textBaseline = "middle";
   for (let i = 0; i < pos.length; i++) {
     const row = run.rows.get(pos[i]);

@@ -27,9 +27,8 @@ from gpt40k.app.request import GenerationRequest  # noqa: E402
 from gpt40k.app.transcript import generate as page_generate  # noqa: E402
 from gpt40k.device import describe_cpu  # noqa: E402
 from gpt40k.interpret import ablated, head_roles, logit_lens, own_text  # noqa: E402
+from gpt40k.app.registry import REFERENCE_CHARS  # noqa: E402  (the page's reference text)
 from gpt40k.project import default_checkpoint  # noqa: E402
-
-REFERENCE_CHARS = 1000  # as the page (gpt40k/app/registry.py)
 
 
 def seconds(fn) -> float:
@@ -75,8 +74,8 @@ def main() -> None:
           f"| {med['reference']:.2f} s | {rng['reference']} s | |")
     print(f"| every head's roles on it (interpret.head_roles) | {med['roles']:.2f} s | {rng['roles']} s "
           f"| with the text, <= 2 s (once per checkpoint) |")
-    print(f"| the page's generation, {args.chars} characters, without the lens and pushes | {med['plain']:,.0f} chars/s "
-          f"| {rng['plain']} | |")
+    print(f"| the page's generation, {args.chars} characters, without the lens and pushes "
+          f"| {med['plain']:,.0f} chars/s | {rng['plain']} | |")
     print(f"| the same with the lens and pushes of every step (what the page runs) | {med['explain']:,.0f} chars/s "
           f"| {rng['explain']} | |")
     print(f"| the same with L2H3 knocked out | {med['knocked']:,.0f} chars/s | {rng['knocked']} "

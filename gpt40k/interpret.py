@@ -54,7 +54,30 @@ def all_heads_but(heads: list[Head], n_layer: int, n_head: int) -> list[Head]:
     return [(layer, h) for layer in range(n_layer) for h in range(n_head) if (layer, h) not in heads]
 
 
+def heads_to_knock_out(spec: str | None, n_layer: int, n_head: int, keep_only: bool = False) -> list[Head]:
+    """The heads ``spec`` names, or with ``keep_only`` every other head; [] when it names none."""
+    heads = parse_heads(spec, n_layer, n_head)
+    return all_heads_but(heads, n_layer, n_head) if keep_only and heads else heads
+
+
 # ---- knocking heads out -----------------------------------------------------------------------
+def _columns(model: GPT, head: Head) -> tuple[torch.Tensor, slice]:
+    """The output projection's weight of ``head``'s block, and that head's columns of it."""
+    size = model.config.head_size
+    return model.blocks[head[0]].attn.proj.weight, slice(head[1] * size, (head[1] + 1) * size)
+
+
+@torch.no_grad()
+def _zero_heads(model: GPT, heads: list[Head]) -> list[tuple[torch.Tensor, slice, torch.Tensor]]:
+    """Zero ``heads``' columns of their output projections, in place; what was there, to put back."""
+    saved = []
+    for head in heads:
+        weight, columns = _columns(model, head)
+        saved.append((weight, columns, weight[:, columns].clone()))
+        weight[:, columns] = 0
+    return saved
+
+
 @contextmanager
 def knocked_out(model: GPT, heads: list[Head]):
     """Within the block, ``heads`` write nothing into the residual stream: their outputs are zero
@@ -62,13 +85,7 @@ def knocked_out(model: GPT, heads: list[Head]):
     (done here, in place, and undone on exit). Every way of running the model sees it, the fast
     decoder included. In place, so not for a model that other threads use meanwhile: ``ablated``
     gives a copy for that."""
-    saved = []
-    with torch.no_grad():
-        for layer, head in heads:
-            weight = model.blocks[layer].attn.proj.weight
-            columns = slice(head * model.config.head_size, (head + 1) * model.config.head_size)
-            saved.append((weight, columns, weight[:, columns].clone()))
-            weight[:, columns] = 0
+    saved = _zero_heads(model, heads)
     try:
         yield model
     finally:
@@ -80,11 +97,7 @@ def knocked_out(model: GPT, heads: list[Head]):
 def ablated(model: GPT, heads: list[Head]) -> GPT:
     """A copy of ``model`` with ``heads`` knocked out for good (the original stays as it is)."""
     copy = deepcopy(model)
-    if heads:
-        with torch.no_grad():
-            for layer, head in heads:
-                size = copy.config.head_size
-                copy.blocks[layer].attn.proj.weight[:, head * size:(head + 1) * size] = 0
+    _zero_heads(copy, heads)
     return copy
 
 
@@ -160,12 +173,13 @@ class Attribution:
 
 
 @torch.no_grad()
-def _direction(model: GPT, final: torch.Tensor, token: int) -> torch.Tensor:
-    """What one unit of residual stream adds to ``token``'s logit, with the final LayerNorm's scale
-    frozen at its value for the stream ``final`` (n_embd,): the output head's row, times that scale."""
+def _directions(model: GPT, finals: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """What one unit of residual stream adds to each token's logit (N, n_embd), with the final
+    LayerNorm's scale frozen at its value for each stream of ``finals`` (N, n_embd): the output
+    head's row, times that scale."""
     ln = model.ln_f
-    scale = ln.weight.float() / torch.sqrt(final.float().var(unbiased=False) + ln.eps)
-    return model.lm_head.weight[token].float() * scale
+    scale = ln.weight.float() * torch.rsqrt(finals.float().var(-1, unbiased=False, keepdim=True) + ln.eps)
+    return model.lm_head.weight[tokens].float() * scale
 
 
 def _push(vector: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
@@ -191,13 +205,12 @@ def direct_pushes(model: GPT, final: torch.Tensor, heads_out: torch.Tensor, toke
     A head's output o through the projection W, centred as LayerNorm centres, along the direction d:
     (W o - mean(W o)) . d = o . W^T (d - mean(d)), so one product with the centred directions serves
     every head of every layer."""
-    cfg, ln = model.config, model.ln_f
+    cfg = model.config
     single = final.dim() == 1
     finals, outputs = (final[None], heads_out[None]) if single else (final, heads_out)
     tokens = torch.as_tensor(token, device=finals.device).reshape(-1)
     weights = projections(model) if weights is None else weights
-    scale = ln.weight.float() * torch.rsqrt(finals.float().var(-1, unbiased=False, keepdim=True) + ln.eps)
-    directions = model.lm_head.weight[tokens].float() * scale  # (N, n_embd)
+    directions = _directions(model, finals, tokens)
     directions = directions - directions.mean(-1, keepdim=True)
     per_channel = (directions @ weights.t()).view(-1, cfg.n_layer, cfg.n_head, cfg.head_size)
     pushes = (per_channel * outputs.float().view(-1, cfg.n_layer, cfg.n_head, cfg.head_size)).sum(-1)
@@ -210,7 +223,7 @@ def head_attribution(model: GPT, idx: torch.Tensor, token: int, position: int = 
     ln = model.ln_f
     with torch.no_grad():
         final = inside.residual[-1][0, position]
-        direction = _direction(model, final, token)
+        direction = _directions(model, final[None], torch.tensor([token], device=final.device))[0]
         heads = direct_pushes(model, final, torch.stack([h[0, position] for h in inside.heads_out]), token)
         attn_bias = [float(_push(b.attn.proj.bias.float(), direction)) if b.attn.proj.bias is not None else 0.0
                      for b in model.blocks]
@@ -302,7 +315,7 @@ def head_roles(model: GPT, tokenizer: CharTokenizer, text: str) -> dict[tuple[in
     if len(ids) < 3:
         raise ConfigError("head_roles needs a text of at least 3 characters the model knows")
     block = model.config.block_size
-    totals: dict[Head, dict[str, list[float]]] = {}
+    totals: dict[Head, dict[str, list[float]]] = {}  # per head and role: [sum of score x length, length]
     for start in range(0, len(ids), block):
         window = ids[start:start + block]
         if len(window) < 3:
@@ -311,8 +324,10 @@ def head_roles(model: GPT, tokenizer: CharTokenizer, text: str) -> dict[tuple[in
         for head, roles in role_scores(attention.cpu(), [tokenizer.chars[i] for i in window]).items():
             for role, score in roles.items():
                 if not math.isnan(score):
-                    totals.setdefault(head, {}).setdefault(role, []).extend([score] * len(window))
-    return {(layer + 1, h + 1): {role: round(sum(v) / len(v), 3) for role, v in roles.items()}
+                    total = totals.setdefault(head, {}).setdefault(role, [0.0, 0])
+                    total[0] += score * len(window)
+                    total[1] += len(window)
+    return {(layer + 1, h + 1): {role: round(weighted / n, 3) for role, (weighted, n) in roles.items()}
             for (layer, h), roles in totals.items()}
 
 

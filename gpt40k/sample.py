@@ -15,7 +15,7 @@ from .checkpoint import load
 from .device import resolve_device
 from .errors import ConfigError, GPT40kError
 from .generate.sampling import check_sampling, check_slide, stream
-from .interpret import ablated, all_heads_but, head_name, parse_heads
+from .interpret import ablated, head_name, heads_to_knock_out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         device = resolve_device(args.device)
         ckpt = load(args.checkpoint, device=device)
         check_slide(args.slide, ckpt.model.config.block_size)
-        knocked = heads_to_knock_out(ckpt.model.config, args.knock_out, args.keep_only)
+        knocked = knocked_out_heads(ckpt.model.config, args.knock_out, args.keep_only)
     except GPT40kError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -84,12 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def heads_to_knock_out(config, knock_out: str | None, keep_only: str | None) -> list:
+def knocked_out_heads(config, knock_out: str | None, keep_only: str | None) -> list:
     if knock_out and keep_only:
         raise ConfigError("give --knock-out or --keep-only, not both")
-    if keep_only:
-        return all_heads_but(parse_heads(keep_only, config.n_layer, config.n_head), config.n_layer, config.n_head)
-    return parse_heads(knock_out, config.n_layer, config.n_head)
+    return heads_to_knock_out(keep_only or knock_out, config.n_layer, config.n_head, keep_only=bool(keep_only))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import gradio as gr
 
 from ..errors import ConfigError, GPT40kError
-from ..interpret import ROLES, ablated, all_heads_but, head_name, parse_heads, strongest_role
+from ..interpret import ROLES, ablated, head_name, heads_to_knock_out, strongest_role
 from ..model.model import GPT
 from ..model.tokenizer import MAX_PROMPT_CHARS
 from .limits import MAX_RUNNING, ClientLimits
@@ -125,6 +125,18 @@ def model_line(lm: LoadedModel) -> str:
     return f"**The model, {lm.name}:** {lm.description}"
 
 
+def knocked_out_model(lm: LoadedModel, spec: str | None, keep_only: bool = False):
+    """(the model with the heads of ``spec`` ("L2H3,L1H1") knocked out, or all but them with
+    ``keep_only``: a copy, since other visitors share ``lm.model``; the heads knocked out; a note
+    saying so). The model itself, [] and [] when ``spec`` names no head."""
+    cfg = lm.model.config
+    heads = heads_to_knock_out(spec if isinstance(spec, str) else None, cfg.n_layer, cfg.n_head, keep_only)
+    if not heads:
+        return lm.model, [], []
+    said = f" (kept only {spec.strip()})." if keep_only else f": {', '.join(head_name(h) for h in heads)}."
+    return ablated(lm.model, heads), heads, [f"Knocked out {len(heads)} of {cfg.n_layer * cfg.n_head} heads{said}"]
+
+
 class Handlers(NamedTuple):
     write: Callable
     branch: Callable
@@ -165,26 +177,20 @@ def make_handlers(registry: ModelRegistry, limits: ClientLimits | None = None) -
             return
         try:
             lm = registry.get(model_name)
-            cfg = lm.model.config
-            heads = parse_heads(spec, cfg.n_layer, cfg.n_head)
+            model, heads, notes = knocked_out_model(lm, spec, keep_only)
             if not heads:
                 raise ConfigError("no head chosen: click a head in the grid, then press its “Knock out” button")
-            if keep_only:
-                heads = all_heads_but(heads, cfg.n_layer, cfg.n_head)
         except Exception as e:
             yield error_message(f"Nothing was written: {e}.")
             return
-        names = ",".join(head_name(h) for h in heads)
-        model = ablated(lm.model, heads)
-        note = (f"Knocked out {len(heads)} of {cfg.n_layer * cfg.n_head} heads" +
-                (f" (kept only {spec})." if keep_only else f": {names.replace(',', ', ')}."))
 
         def loss():  # on the model's own text: what the heads were worth, in nats a character
             return [round(registry.passage_loss(lm.name), 4), round(registry.passage_loss(lm.name, model), 4),
                     len(registry.reference(lm.name)) - 1]
 
         yield from stream_run(lm, GenerationRequest(prompt, max_new, temperature, top_k, top_p, seed), model=model,
-                              roles=badges(registry, lm.name), knockout=names, notes=[note], end_loss=loss)
+                              roles=badges(registry, lm.name), knockout=",".join(head_name(h) for h in heads),
+                              notes=notes, end_loss=loss)
 
     @fair(error_message(BUSY))
     @on_gpu(1)
@@ -264,17 +270,6 @@ def _notes_md(notes: list[str]) -> str:
     return "\n\n".join(f"ℹ️ {n}" for n in notes)
 
 
-def knocked_out_model(lm: LoadedModel, spec: str | None):
-    """The model with the heads of ``spec`` ("L2H3,L1H1") knocked out (a copy: other visitors share
-    ``lm.model``), and a note saying so; the model itself when ``spec`` names none."""
-    cfg = lm.model.config
-    heads = parse_heads(spec if isinstance(spec, str) else None, cfg.n_layer, cfg.n_head)
-    if not heads:
-        return lm.model, []
-    names = ", ".join(head_name(h) for h in heads)
-    return ablated(lm.model, heads), [f"Knocked out {len(heads)} of {cfg.n_layer * cfg.n_head} heads: {names}."]
-
-
 def api_generate(registry: ModelRegistry, limits: ClientLimits | None = None):
     @(limits or ClientLimits()).fair({"text": "", "notes": [BUSY]})
     @gpu_decorator(registry)(1)
@@ -295,7 +290,7 @@ def api_generate(registry: ModelRegistry, limits: ClientLimits | None = None):
         """
         lm = registry.get(registry.default)
         try:
-            model, notes = knocked_out_model(lm, knock_out)
+            model, _, notes = knocked_out_model(lm, knock_out)
         except GPT40kError as e:
             yield {"text": "", "notes": [f"Nothing was written: {e}."]}
             return
@@ -353,6 +348,7 @@ def build_ui(registry: ModelRegistry, limits: ClientLimits | None = None) -> gr.
             gr.Markdown("## What each head does\nEvery head scored for the patterns people find in trained "
                         "transformers: 1 means all of its attention goes where the pattern says. The table follows "
                         "the snapshot chosen above: watch the roles appear as the model learns.")
+            # scored now, at start-up (about a second): the first visitor's grid then has its badges at once
             roles_md = gr.Markdown(roles_table(registry, registry.default), elem_id="gpt40k-roles")
             gr.Markdown("## Compare two checkpoints\nThe same prompt and seed through both, side by side.")
             early, late = registry.early_and_late()

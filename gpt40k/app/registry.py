@@ -230,10 +230,9 @@ class ModelRegistry:
         names = self.choices
         return names[0], names[1] if len(names) > 1 else names[0]
 
-    def family(self, name: str | None) -> str:
+    def family(self, name: str | None) -> str | None:
         """The trained model whose run ``name`` is a snapshot of (``name`` itself for a model)."""
-        name = name if name in self.sources else self.default
-        return next((n for n in self.timelines if name.startswith(n + " @ ")), name)
+        return next((n for n in self.timelines if (name or "").startswith(n + " @ ")), name)
 
     def _measure(self, key: tuple, compute):
         """``compute()``, once per key (no lock held while it runs: two visitors may both compute it)."""
@@ -247,7 +246,7 @@ class ModelRegistry:
     def reference(self, name: str | None) -> list[int]:
         """The text a model's heads and knock-outs are measured on: REFERENCE_CHARS of its trained
         model's own writing (the same for every snapshot of a run, so their roles compare)."""
-        family = self.family(name)
+        family = self.family(name if name in self.sources else self.default)
         lm = self.get(family)
         return self._measure(("reference", family), lambda: own_text(lm.model, lm.tokenizer, REFERENCE_CHARS))
 
@@ -266,7 +265,7 @@ class ModelRegistry:
 
     def timeline(self, name: str | None) -> list[tuple[str, str]]:
         """(label, model name) for the snapshots of ``name``'s run, then ``name`` itself."""
-        base = name if name in self.timelines else next((n for n in self.timelines if (name or "").startswith(n + " @ ")), None)
-        if base is None:
+        base = self.family(name)
+        if base not in self.timelines:
             return [("final", name or self.default)]
         return [(s.label, f"{base} @ {s.label}") for s in self.timelines[base]] + [("trained (final)", base)]

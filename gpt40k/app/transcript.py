@@ -92,30 +92,52 @@ def _rows(attentions: list[torch.Tensor], last_position: int, window: int, count
     return rows
 
 
-def _top(probs: torch.Tensor, n: int, tok: CharTokenizer) -> list[tuple[str, float]]:
-    top = torch.topk(probs, min(n, probs.numel()))
-    return [(tok.chars[int(i)], float(p)) for p, i in zip(top.values.tolist(), top.indices.tolist()) if p > 0]
+def _tops(probs: torch.Tensor, n: int, tok: CharTokenizer) -> list[list[tuple[str, float]]]:
+    """Each row's ``n`` likeliest characters of ``probs`` (rows, vocab), with their probabilities."""
+    top = torch.topk(probs, min(n, probs.size(-1)), dim=-1)
+    return [[(tok.chars[i], p) for p, i in zip(ps, ids) if p > 0]
+            for ps, ids in zip(top.values.tolist(), top.indices.tolist())]
 
 
 def _record(probs: torch.Tensor, token: int, tok: CharTokenizer) -> StepRecord:
-    return StepRecord(tok.chars[token], float(probs[token]), _top(probs, TOP_N, tok))
+    return StepRecord(tok.chars[token], float(probs[token]), _tops(probs[None], TOP_N, tok)[0])
 
 
 EXPLAIN_BATCH = 16  # steps explained together: a few batched operations for all, not a few for each
 
 
-def _explain(records: list[StepRecord], model: GPT, tok: CharTokenizer, tokens: list[int],
-             residual: torch.Tensor, heads_out: torch.Tensor, weights: torch.Tensor) -> None:
-    """Add the logit lens and the heads' direct pushes to each of ``records``, from the stream after
-    the embedding and each block (N, n_layer + 1, n_embd) and the blocks' heads' outputs (N, n_layer,
-    n_embd) at each step; ``weights``: ``interpret.projections(model)``."""
-    top = torch.topk(interpret.lens(model, residual), min(LENS_N, tok.vocab_size), dim=-1)
-    pushes = interpret.direct_pushes(model, residual[:, -1], heads_out, torch.tensor(tokens), weights)
-    chars = tok.chars
-    for record, values, indices, step_pushes in zip(records, top.values.tolist(), top.indices.tolist(),
-                                                     pushes.tolist()):
-        record.lens = [[(chars[i], p) for p, i in zip(ps, ids) if p > 0] for ps, ids in zip(values, indices)]
-        record.pushes = [[round(v, 3) for v in layer] for layer in step_pushes]
+class _Explainer:
+    """The page's logit lens and heads' pushes, for steps gathered and explained EXPLAIN_BATCH at a time."""
+
+    def __init__(self, model: GPT, tok: CharTokenizer):
+        self.model, self.tok = model, tok
+        self.weights = interpret.projections(model)  # once a generation: the pushes' weights
+        self.events: list[StepEvent] = []
+        self.tokens: list[int] = []
+        self.residual: list[torch.Tensor] = []  # per step (n_layer + 1, n_embd): the stream after each part
+        self.heads_out: list[torch.Tensor] = []  # per step (n_layer, n_embd): each block's heads' outputs
+
+    def add(self, event: StepEvent, token: int, residual: torch.Tensor, heads_out: torch.Tensor) -> None:
+        self.events.append(event)
+        self.tokens.append(token)
+        self.residual.append(residual)
+        self.heads_out.append(heads_out)
+
+    def flush(self) -> list[StepEvent]:
+        """The gathered steps, each with its lens and pushes."""
+        if not self.events:
+            return []
+        residual = torch.stack(self.residual)
+        lens = _tops(interpret.lens(self.model, residual).flatten(0, 1), LENS_N, self.tok)
+        pushes = interpret.direct_pushes(self.model, residual[:, -1], torch.stack(self.heads_out),
+                                         torch.tensor(self.tokens), self.weights)
+        layers = residual.size(1)
+        for k, (event, step_pushes) in enumerate(zip(self.events, pushes.tolist())):
+            event.step.lens = lens[k * layers:(k + 1) * layers]
+            event.step.pushes = [[round(v, 3) for v in layer] for layer in step_pushes]
+        events = self.events
+        self.events, self.tokens, self.residual, self.heads_out = [], [], [], []
+        return events
 
 
 def _prompt_internals(model: GPT, window: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -155,8 +177,7 @@ def generate(model: GPT, tok: CharTokenizer, req: GenerationRequest, *, branch: 
     steps = stream(model, ids, req.max_new_chars, temperature=req.temperature, top_k=req.top_k or None,
                    top_p=req.top_p if req.top_p < 1 else None, generator=generator, return_attention=True,
                    return_internals=explain)
-    weights = interpret.projections(model) if explain else None  # once a generation: the pushes' weights
-    pending: list[tuple[StepEvent, int, torch.Tensor, torch.Tensor]] = []  # steps waiting to be explained
+    explainer = _Explainer(model, tok) if explain else None
     deadline = time.monotonic() + time_budget_s
     for i, step in enumerate(steps):
         last_read = len(prompt) - 1 + i
@@ -165,18 +186,15 @@ def generate(model: GPT, tok: CharTokenizer, req: GenerationRequest, *, branch: 
         # The choice is read on the host: one copy from a GPU rather than one per number read.
         event = StepEvent(i + 1, _record(step.probs[0].cpu(), token, tok), rows)
         ready = [event]
-        if explain:
+        if explainer is not None:
             if step.internals is None:  # the first step: explained at once, so the page starts at once
-                parts = _prompt_internals(model, ids[-block:])
+                explainer.add(event, token, *_prompt_internals(model, ids[-block:]))
             else:
-                parts = torch.stack(step.internals.residual)[:, 0], torch.stack(step.internals.heads_out)[:, 0]
-            pending.append((event, token, *parts))
-            ready = []
-            if i == 0 or len(pending) == EXPLAIN_BATCH or i + 1 == req.max_new_chars or time.monotonic() > deadline:
-                ready = [e for e, *_ in pending]
-                _explain([e.step for e in ready], model, tok, [t for _, t, _, _ in pending],
-                         torch.stack([r for *_, r, _ in pending]), torch.stack([h for *_, h in pending]), weights)
-                pending = []
+                explainer.add(event, token, torch.stack(step.internals.residual)[:, 0],
+                              torch.stack(step.internals.heads_out)[:, 0])
+            due = (i == 0 or len(explainer.events) == EXPLAIN_BATCH or i + 1 == req.max_new_chars
+                   or time.monotonic() > deadline)
+            ready = explainer.flush() if due else []
         for ev in ready:
             transcript.add(ev)
             yield transcript, ev

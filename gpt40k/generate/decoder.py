@@ -97,7 +97,7 @@ def decoder_weights(model: GPT) -> tuple[list[tuple[torch.Tensor, ...]], tuple[t
 
 
 @dataclass
-class Internals:
+class StepInternals:
     """What one decoding step computed on the way: the residual stream after the embedding and
     after each block (n_layer + 1 tensors of (B, n_embd)), and each block's heads' outputs side by
     side before the output projection (n_layer tensors of (B, n_embd))."""
@@ -132,12 +132,12 @@ class FastDecoder:
     def step(self, idx: torch.Tensor, cache, return_attention: bool = False, return_internals: bool = False):
         """Logits (B, 1, vocab) of one new position ``idx`` (B, 1) after the ``cache.length`` cached
         ones, (when asked) each layer's attention weights (B, n_head, 1, length + 1), and (when asked)
-        ``Internals``: the residual stream and the heads' outputs, for the page's logit lens and
+        ``StepInternals``: the residual stream and the heads' outputs, for the page's logit lens and
         attribution (then, on a GPU, the step is launched op by op rather than replayed)."""
         pos, block = cache.length, self.model.config.block_size
         if pos + 1 > block:
             raise GenerationError(f"{pos + 1} positions exceed the model's block_size of {block}")
-        internals = Internals([], []) if return_internals else None
+        internals = StepInternals([], []) if return_internals else None
         if idx.is_cuda and self.use_cuda_graph and internals is None:
             logits, attentions = self._graph_for(cache).step(idx, pos, return_attention)
         else:
@@ -151,7 +151,7 @@ class FastDecoder:
         return logits, attentions, internals
 
     def forward_one(self, idx: torch.Tensor, position: torch.Tensor, cache, store, length: int,
-                    mask: torch.Tensor | None, return_attention: bool, internals: Internals | None = None):
+                    mask: torch.Tensor | None, return_attention: bool, internals: StepInternals | None = None):
         """The step itself, for the CPU and the CUDA graph alike: tokens ``idx`` (B,) at the position
         whose embedding is ``position`` through the blocks and the head. ``store(buffer, new)`` writes
         the new key and value into the cache; the step attends to the first ``length`` cached

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from ..errors import GenerationError
 from ..model.model import GPT
-from .decoder import FastDecoder, Internals, one_cpu_thread
+from .decoder import FastDecoder, StepInternals, one_cpu_thread
 
 
 @dataclass
@@ -42,13 +42,13 @@ class Step:
     logits: torch.Tensor  # (B, vocab) raw logits, before the knobs
     window: int  # characters of context the step conditioned on
     attentions: list[torch.Tensor] | None  # per layer (B, n_head, T_new, window), when asked for
-    internals: Internals | None = None  # the stream and the heads' outputs, when asked (not after the prompt)
+    internals: StepInternals | None = None  # the stream and the heads' outputs, when asked (not after the prompt)
 
 
 class Forward(NamedTuple):
     logits: torch.Tensor  # (B, T, vocab)
     attentions: list[torch.Tensor] | None
-    internals: Internals | None = None  # one-position steps only (FastDecoder.step)
+    internals: StepInternals | None = None  # one-position steps only (FastDecoder.step)
 
 
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
@@ -147,7 +147,7 @@ def stream(model: GPT, prompt: torch.Tensor | Sequence[int], max_new_tokens: int
            generator: torch.Generator | None = None, slide: int | None = None,
            return_attention: bool = False, return_internals: bool = False) -> Iterator[Step]:
     """Yield one ``Step`` per new character. ``prompt`` is (B, T) or a list of ids (B = 1).
-    ``return_internals``: each step after the first carries the decoder's ``Internals`` (the first
+    ``return_internals``: each step after the first carries the decoder's ``StepInternals`` (the first
     comes from the prompt's forward pass, which keeps none: ``gpt40k.interpret.internals`` has them).
 
     Runs the model in eval mode and restores its mode afterwards. Pass a ``generator``

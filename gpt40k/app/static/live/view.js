@@ -238,12 +238,23 @@ export function drawProbs(dom, ui) {
 const SHORT_ROLE = {"prev char": "prev", "self": "self", "word start": "word", "induction": "copy",
                     "line start": "line", "punctuation": "punc", "spread": "wide"};
 
+// The step the lens and the pushes explain ({k, s}: its number and the step; s null before any).
+function explained(ui) {
+  const run = ui.run, k = run ? explainedStep(run, ui.shown, ui.hoverPos) : null;
+  return {k, s: k ? run.steps[k - 1] : null};
+}
+
+// True when ``el`` must be drawn again for ``key`` (what it shows), and from now on it shows that.
+function stale(el, key) {
+  if (el.dataset.key === key) return false;
+  el.dataset.key = key;
+  return true;
+}
+
 // The logit lens of the explained step: per layer its likeliest characters, the written one in bold.
 export function drawLens(dom, ui) {
-  const run = ui.run, k = run ? explainedStep(run, ui.shown, ui.hoverPos) : null, s = k ? run.steps[k - 1] : null;
-  const key = s && s.l ? `${run.id}:${k}` : "";
-  if (dom.lens.dataset.key === key) return;  // drawn already: the step shown did not change
-  dom.lens.dataset.key = key;
+  const {k, s} = explained(ui), key = s && s.l ? `${ui.run.id}:${k}` : "";
+  if (!stale(dom.lens, key)) return;  // drawn already: the step shown did not change
   dom.lens.textContent = "";
   if (!key) return;
   s.l.forEach((row, layer) => {
@@ -262,10 +273,8 @@ export function drawLens(dom, ui) {
 
 // Each head's direct push on the explained step's written character, as a strip over the heads.
 export function drawPushes(dom, ui) {
-  const run = ui.run, k = run ? explainedStep(run, ui.shown, ui.hoverPos) : null, s = k ? run.steps[k - 1] : null;
-  const key = s && s.a ? `${run.id}:${k}` : "";
-  if (dom.dla.dataset.key === key) return;
-  dom.dla.dataset.key = key;
+  const {k, s} = explained(ui), run = ui.run, key = s && s.a ? `${run.id}:${k}` : "";
+  if (!stale(dom.dla, key)) return;
   dom.dla.textContent = "";
   if (!key) return;
   dom.dla.style.gridTemplateColumns = `2.2em repeat(${run.heads}, minmax(0, 1fr))`;
@@ -305,9 +314,7 @@ export function drawVersus(dom, ui) {
   dom.versus.hidden = !on;
   if (!on) return;
   const a = written(original), b = written(run).slice(0, ui.shown), fork = firstDifference(a, b);
-  const key = `${run.id}:${b.length}:${run.loss ? 1 : 0}`;
-  if (dom.versus.dataset.drawn === key) return;
-  dom.versus.dataset.drawn = key;
+  if (!stale(dom.versus, `${run.id}:${b.length}:${run.loss ? 1 : 0}`)) return;
   fillVersus(dom.versusA, original.prompt, a, fork);
   fillVersus(dom.versusB, run.prompt, b, fork);
   dom.versusBHead.textContent = `Without ${run.knockout.split(",").join(", ")}`;

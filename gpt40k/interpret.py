@@ -341,9 +341,10 @@ def own_text(model: GPT, tokenizer: CharTokenizer, chars: int = 2000, seed: int 
 
 
 @torch.no_grad()
-def loss_on(model: GPT, ids: list[int]) -> float:
+def loss_on(model: GPT, ids: list[int], scored_from: int = 1) -> float:
     """Mean cross-entropy (nats a character) of ``ids`` read in windows of block_size that overlap by
-    half, each character scored once with at least half a window of context (but at the start)."""
+    half, each character scored once with at least half a window of context (but at the start).
+    Only the characters from index ``scored_from`` on are scored (a prompt's are read, not scored)."""
     block, half = model.config.block_size, max(1, model.config.block_size // 2)
     data = torch.tensor(ids, device=model.device)
     total, count, start = 0.0, 0, 0
@@ -356,8 +357,10 @@ def loss_on(model: GPT, ids: list[int]) -> float:
                 break
             logits = model(window[None, :-1]).logits[0].float()
             first = 0 if start == 0 else half  # before that, the previous window scored them
-            losses = F.cross_entropy(logits[first:], window[1 + first:], reduction="sum")
-            total, count = total + float(losses), count + window.numel() - 1 - first
+            first = max(first, scored_from - 1 - start)  # the target of logit j is ids[start + 1 + j]
+            if first < window.numel() - 1:
+                losses = F.cross_entropy(logits[first:], window[1 + first:], reduction="sum")
+                total, count = total + float(losses), count + window.numel() - 1 - first
             if start + block + 1 >= data.numel():
                 break
             start += block - half

@@ -142,4 +142,5 @@ def test_step_stream_messages_are_small_and_decode_back():
     # the seed model's row: 4 layers x 6 heads x 256 keys, one byte each, in base64: about 8 KB a step
     assert len(messages.step(events[-1])) < 2 * 3 * 32 * 4 / 3 + 600
     end = messages.end(transcript)
-    assert end == {"kind": "end", "run": header["run"], "steps": 30, "notes": [], "stopped": False, "loss": None}
+    assert end == {"kind": "end", "run": header["run"], "steps": 30, "notes": [], "stopped": False, "loss": None,
+                   "own": None}

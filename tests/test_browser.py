@@ -1,12 +1,14 @@
 """A real browser (Debian's chromium, driven by Playwright) uses the page as a person would:
-type a prompt, press Generate, watch the text grow, hover it, switch heads, scrub, branch, stop."""
+type a prompt, press Generate, watch the text grow, hover it, switch heads, scrub, branch, stop;
+read it by keyboard and on a phone, share it by link, keep it as a picture and a file."""
 
 import hashlib
+import json
 import os
 import re
 import shutil
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
 
@@ -93,7 +95,18 @@ def generate(page, prompt: str, chars: int, pace: str = "35"):
     page.wait_for_function("([el, n]) => el.value === n && document.activeElement !== el",
                            arg=[box.element_handle(), str(chars)])
     page.locator(f"{LIVE} .g4k-pace").select_option(pace)
+    before = run_id(page)
     page.locator("#gpt40k-generate").click()
+    wait_for_new_run(page, before)
+
+
+def run_id(page, view: str = LIVE) -> str:
+    return page.get_attribute(f"{view} .g4k", "data-run")
+
+
+def wait_for_new_run(page, before: str, view: str = LIVE) -> None:
+    page.wait_for_function(f"(r) => document.querySelector('{view} .g4k').dataset.run !== r", arg=before,
+                           timeout=30_000)
 
 
 def test_watch_it_write_then_read_its_attention(page_on, tmp_path):
@@ -232,4 +245,230 @@ def test_knock_a_head_out_read_the_lens_and_the_roles(page_on, tmp_path):
     assert table.locator("tr").count() >= 5 and "prev char" in table.inner_text()
     page.get_by_role("tab", name="Write").click()
     page.screenshot(path=str(Path(os.environ.get("GPT40K_SCREENSHOT_DIR", tmp_path)) / "knockout.png"), full_page=True)
+    assert outside == [] and errors == [], (outside, errors)
+
+
+# Each visible character's contrast with what is behind it (its own shade over the text's background),
+# as WCAG computes it; with its text, whether it is underlined as attended, and the line's thickness.
+CONTRAST_JS = """() => {
+  const lum = (c) => { const [r, g, b] = c.slice(0, 3).map((v) => { v /= 255;
+    return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+  const parse = (s) => s.match(/[\\d.]+/g).map(Number);
+  const pane = parse(getComputedStyle(document.querySelector('LIVE .g4k-text')).backgroundColor);
+  return [...document.querySelectorAll('LIVE .g4k-text span[data-pos]:not(.hidden)')].map((s) => {
+    const st = getComputedStyle(s), fg = parse(st.color), bg = parse(st.backgroundColor);
+    const a = bg.length > 3 ? bg[3] : 1, behind = [0, 1, 2].map((i) => a * bg[i] + (1 - a) * pane[i]);
+    const [hi, lo] = [lum(fg), lum(behind)].sort((x, y) => y - x);
+    return [(hi + 0.05) / (lo + 0.05), s.textContent, s.classList.contains('att'),
+            st.textDecorationLine.includes('underline') ? parseFloat(st.textDecorationThickness) : 0];
+  });
+}""".replace("LIVE", LIVE)
+# The font size of every piece of text in the view (px), and the big map's labels'
+SMALLEST_TEXT_JS = f"""() => Math.min(document.querySelector('{LIVE} .g4k-bigcanvas').dataset.font,
+  ...[...document.querySelectorAll('{LIVE} .g4k *')].filter((el) => el.offsetParent !== null &&
+     [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim()))
+    .map((el) => parseFloat(getComputedStyle(el).fontSize)))"""
+FOCUS_RING_JS = """() => { const st = getComputedStyle(document.activeElement);
+  return st.outlineStyle !== 'none' && parseFloat(st.outlineWidth) >= 2; }"""
+AXE_JS = """async () => (await axe.run(document, {resultTypes: ['violations']})).violations
+  .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+  .map((v) => `${v.id}: ${v.nodes.slice(0, 3).map((n) => n.html.slice(0, 80)).join(' | ')}`)"""
+
+
+def axe_script() -> str:
+    import axe_playwright_python  # requirements-dev.txt: axe-core's own axe.min.js, nothing downloaded
+
+    return str(Path(axe_playwright_python.__file__).with_name("axe.min.js"))
+
+
+def in_view(page, selector: str) -> bool:
+    return page.evaluate("(sel) => { const r = document.querySelector(sel).getBoundingClientRect();"
+                         " return r.height > 0 && r.top >= 0 && r.bottom <= innerHeight; }", selector)
+
+
+def test_it_reads_at_a_glance_and_by_keyboard(page_on):
+    """Issue 27: an example before the first run, a legend, attention that hides no character, labels
+    of 12 px, focus always visible, the arrow keys in the text and the grid, axe's serious checks."""
+    page, _, outside, errors = page_on
+    page.wait_for_function(DONE_JS)
+    assert run_id(page) == "example" and len(shown(page)) > 100  # not an empty view before the first run
+    assert page.locator(f"{LIVE} .g4k-cand").count() >= 2 and page.locator(f"{LIVE} .g4k-overview canvas").count() >= 4
+    legend = page.inner_text(f"{LIVE} .g4k-legend")
+    assert all(w in legend for w in ("your prompt", "the model's text", "surprise", "forced", "attended"))
+    assert in_view(page, f"{LIVE} .g4k-legend")
+    styles = page.evaluate(f"() => ['p', 'g'].map((k) => getComputedStyle(document.querySelector("
+                           f"'{LIVE} .g4k-text span.' + k)).fontStyle)")
+    assert styles == ["italic", "normal"]  # the prompt is told apart by its shape, not only its colour
+
+    # a head that looks at the character before: hovering underlines it, and every character stays readable
+    badges = page.locator(f"{LIVE} .g4k-overview .head .badge").all_inner_texts()
+    k = next((i for i, b in enumerate(badges) if b.startswith("prev")), 0)
+    page.locator(f"{LIVE} .g4k-overview .head").nth(k).locator("canvas").click()
+    underlined_space = False
+    for n in (40, 41, 55, 56, 70, 71, 90, 91):
+        page.locator(f"{LIVE} .g4k-text span[data-pos]").nth(n).hover()
+        settle(page)
+        cells = page.evaluate(CONTRAST_JS)
+        assert min(c[0] for c in cells) >= 4.5, min(cells)
+        attended = [c for c in cells if c[2]]
+        assert attended and all(c[3] >= 1 for c in attended)
+        underlined_space |= any(c[1] == " " for c in attended)
+    assert underlined_space  # an attended space shows: its line
+    page.locator(f"{LIVE} .g4k-surprise").click()
+    assert min(c[0] for c in page.evaluate(CONTRAST_JS)) >= 4.5
+    page.locator(f"{LIVE} .g4k-surprise").click()
+    assert page.evaluate(SMALLEST_TEXT_JS) >= 12
+
+    # the keyboard: Enter writes and brings focus to the text; the arrow keys move through it
+    prompt = page.locator("#gpt40k-prompt textarea")
+    prompt.fill("The walls")
+    before = run_id(page)
+    prompt.press("Enter")
+    wait_for_new_run(page, before)
+    page.wait_for_function(f"() => document.activeElement === document.querySelector('{LIVE} .g4k-text')")
+    page.wait_for_function(DONE_JS, timeout=60_000)
+    assert page.evaluate(FOCUS_RING_JS)
+    for _ in range(3):
+        page.keyboard.press("ArrowLeft")
+    settle(page)
+    assert page.inner_text(f"{LIVE} .g4k-hoverinfo").startswith("Reading")
+    total = len(shown(page))
+    assert page.get_attribute(f"{LIVE} .g4k-text span.hov", "data-pos") == str(total - 3)  # from the end, 2 back
+    # the grid: one tab stop, the arrow keys choose the head the map shows
+    page.locator(f"{LIVE} .g4k-overview canvas[tabindex='0']").focus()
+    assert page.locator(f"{LIVE} .g4k-overview canvas[tabindex='0']").count() == 1 and page.evaluate(FOCUS_RING_JS)
+    page.keyboard.press("Home")
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowDown")
+    settle(page)
+    assert page.inner_text(f"{LIVE} .g4k-sel") == "layer 2 · head 2"
+    assert page.evaluate("() => [document.activeElement.dataset.layer, document.activeElement.dataset.head,"
+                         " document.activeElement.getAttribute('aria-checked')]") == ["1", "1", "true"]
+    assert page.input_value(f"{LIVE} .g4k-headsel") == "1:1"
+    page.add_script_tag(path=axe_script())
+    assert page.evaluate(AXE_JS) == []
+    assert outside == [] and errors == [], (outside, errors)
+
+
+def test_on_a_phone_the_text_the_map_and_the_choice_are_in_view_together(page_on, tmp_path):
+    page, _, outside, errors = page_on
+    page.set_viewport_size({"width": 390, "height": 844})
+    generate(page, "The emperor", 600, pace="10")
+    page.wait_for_function(f"() => ({SHOWN_JS})().length > 30", timeout=30_000)
+    settle(page)
+    page.screenshot(path=str(Path(os.environ.get("GPT40K_SCREENSHOT_DIR", tmp_path)) / "phone.png"))
+    assert page.get_attribute(f"{LIVE} .g4k", "data-state") in ("streaming", "playing")  # while it writes
+    assert in_view(page, f"{LIVE} .g4k-text") and in_view(page, f"{LIVE} .g4k-bigcanvas")
+    assert in_view(page, f"{LIVE} .g4k-cand")  # the first candidate, whole
+    assert page.evaluate(SMALLEST_TEXT_JS) >= 12
+    assert not page.locator("#gpt40k-live .progress-text, #gpt40k-prompt .eta-bar").count()  # no spinner
+    page.locator(f"{LIVE} .g4k-to-grid").click()  # every head: one tap away
+    page.wait_for_function(f"() => {{ const r = document.querySelector('{LIVE} .g4k-overview').getBoundingClientRect();"
+                           " return r.top >= 0 && r.top < innerHeight; }")
+    page.locator("#gpt40k-stop").click()
+    assert outside == [] and errors == [], (outside, errors)
+
+
+# The run a link asked for, written and shown (not the example the page starts with)
+LINK_WRITTEN_JS = f"""() => {{ const v = document.querySelector('{LIVE} .g4k');
+  return Boolean(v && v.dataset.run && v.dataset.run !== 'example' && v.dataset.state === 'idle'); }}"""
+
+
+def api_text(url, prompt, chars, temperature, top_k, top_p, seed, knock_out=""):
+    from gradio_client import Client
+
+    client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+    return client.predict(prompt, chars, temperature, top_k, top_p, seed, knock_out, api_name="/generate")["text"]
+
+
+def test_a_link_writes_the_run_again_and_a_run_is_kept_as_a_picture_and_a_file(page_on, tmp_path):
+    """Issue 27: the address holds the run (prompt, settings, forced characters, knocked-out heads);
+    Copy link; a branch beside its original, and Undo; the map as a PNG; the run as JSON, loaded back."""
+    page, url, outside, errors = page_on
+    settings = {"prompt": "The walls", "chars": 90, "temperature": 0.9, "top_k": 30, "top_p": 0.95, "seed": 5}
+    page.goto(f"{url}?{urlencode(settings)}")
+    page.wait_for_function(LINK_WRITTEN_JS, timeout=60_000)
+    written = api_text(url, *settings.values())
+    assert shown(page) == written, page.inner_text(f"{LIVE} .g4k-notes")  # what the API writes, the same arguments
+    assert page.input_value("#gpt40k-prompt textarea") == "The walls"
+    page.get_by_text("Settings:", exact=False).first.click()
+    assert page.input_value("#gpt40k-seed input") == "5" and page.input_value("#gpt40k-max-new input") == "90"
+
+    # Copy link: the run's own address
+    page.locator(f"{LIVE} .g4k-copy-link").click()
+    page.locator(f"{LIVE} .g4k-keep-info input").wait_for()
+    link = page.locator(f"{LIVE} .g4k-keep-info input").input_value()
+    assert {k: v[0] for k, v in parse_qs(urlparse(link).query).items()} == {
+        **{k: str(v) for k, v in settings.items()}, "top_p": "0.95", "model": page.input_value("#gpt40k-model input")}
+
+    # force a character at step 40: both texts shown, the fork marked; Undo goes back
+    page.locator(f"{LIVE} .g4k").focus()
+    page.keyboard.press("Shift+ArrowLeft")  # 50 ... back to step 40
+    for _ in range(4):
+        page.keyboard.press("Shift+ArrowLeft")
+    settle(page)
+    assert "40 / 90" in step_info(page)
+    page.locator(f"{LIVE} .g4k-cand:not(.chosen)").first.click()
+    page.wait_for_function(f"() => !document.querySelector('{LIVE} .g4k-versus').hidden", timeout=30_000)
+    page.wait_for_function(DONE_JS, timeout=60_000)
+    branched = shown(page)
+    assert page.inner_text(f"{LIVE} .g4k-versus-a") == written and branched != written
+    assert page.inner_text(f"{LIVE} .g4k-versus-bhead").endswith("forced at step 40")
+    assert page.locator(f"{LIVE} .g4k-text span.f").count() == 1
+    page.locator(f"{LIVE} .g4k-copy-link").click()
+    page.wait_for_function(f"() => document.querySelector('{LIVE} .g4k-keep-info input').value.includes('force=')")
+    forced_link = page.locator(f"{LIVE} .g4k-keep-info input").input_value()
+    assert parse_qs(urlparse(forced_link).query)["force"][0].startswith("40:")
+    page.locator(f"{LIVE} .g4k-undo").click()
+    settle(page)
+    assert shown(page) == written and page.locator(f"{LIVE} .g4k-versus").is_hidden()
+
+    # the map as a picture, the run as a file
+    with page.expect_download() as png:
+        page.locator(f"{LIVE} .g4k-save-png").click()
+    picture = Path(png.value.path()).read_bytes()
+    width = page.evaluate(f"() => document.querySelector('{LIVE} .g4k-bigcanvas').width")
+    assert picture[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(picture[16:20], "big") == width + 20
+    with page.expect_download() as saved:
+        page.locator(f"{LIVE} .g4k-save-run").click()
+    trace = json.loads(Path(saved.value.path()).read_text(encoding="utf-8"))
+    assert trace["format"] == "gpt40k-trace" and trace["prompt"] + "".join(s["t"] for s in trace["steps"]) == written
+    (tmp_path / "run.json").write_text(json.dumps(trace), encoding="utf-8")
+    (tmp_path / "bad.json").write_text('{"hello": 1}', encoding="utf-8")
+
+    # a fresh page: the forced link writes the branch again; a saved run loads back and replays
+    page.goto(forced_link)
+    page.wait_for_function(f"() => document.querySelector('{LIVE} .g4k-text span.f')", timeout=60_000)
+    page.wait_for_function(DONE_JS, timeout=60_000)
+    assert shown(page) == branched
+    page.locator(f"{LIVE} .g4k-load-file").set_input_files(str(tmp_path / "bad.json"))
+    page.wait_for_function(f"() => document.querySelector('{LIVE} .g4k-keep-info').innerText.includes('not a run')")
+    page.locator(f"{LIVE} .g4k-pace").select_option("0")
+    page.locator(f"{LIVE} .g4k-load-file").set_input_files(str(tmp_path / "run.json"))
+    page.wait_for_function(f"() => document.querySelector('{LIVE} .g4k-keep-info').innerText.startsWith('Replaying')")
+    page.wait_for_function(DONE_JS, timeout=30_000)
+    assert shown(page) == written and "90 / 90" in step_info(page)
+
+    # a link with a knocked-out head: the knock-out written beside the run, as the API writes it
+    page.goto(f"{url}?{urlencode({**settings, 'knock': 'L1H1'})}")
+    page.wait_for_function(f"() => document.querySelector('{LIVE} .g4k-versus')?.hidden === false", timeout=60_000)
+    page.wait_for_function(DONE_JS, timeout=60_000)
+    assert page.inner_text(f"{LIVE} .g4k-versus-bhead") == "Without L1H1"
+    assert shown(page) == api_text(url, *settings.values(), knock_out="L1H1")
+    assert outside == [] and errors == [], (outside, errors)
+
+
+def test_compare_shows_each_sides_attention_and_loss(page_on):
+    page, _, outside, errors = page_on
+    page.get_by_role("tab", name="Model").click()
+    page.locator("#gpt40k-compare").click()
+    for side in ("#gpt40k-out-a", "#gpt40k-out-b"):
+        page.wait_for_function(f"() => document.querySelector('{side} .g4k').dataset.state === 'idle' && "
+                               f"document.querySelector('{side} .g4k-own').innerText.includes('nats a character')",
+                               timeout=60_000)
+        assert re.search(r"\d\.\d\d nats a character \(\d\.\d\d bits\) over its 300 characters",
+                         page.inner_text(f"{side} .g4k-own"))
+        assert page.get_attribute(f"{side} .g4k-bigcanvas", "data-font")  # its map, drawn
+        assert page.locator(f"{side} .g4k-bigcanvas").is_visible()
     assert outside == [] and errors == [], (outside, errors)

@@ -74,6 +74,11 @@ def test_the_passage_loss_is_the_mean_cross_entropy_with_overlapping_windows():
                                               reduction="sum")
     assert loss_on(m, passage[:9]) == pytest.approx(float(first) / 8, rel=1e-5)
     assert math.isfinite(loss_on(m, passage))
+    # a prompt's characters are read, not scored: only the targets from index 5 on count
+    tail = torch.nn.functional.cross_entropy(logits[4:], torch.tensor(passage[5:9]), reduction="sum")
+    assert loss_on(m, passage[:9], scored_from=5) == pytest.approx(float(tail) / 4, rel=1e-5)
+    whole = loss_on(m, passage)
+    assert loss_on(m, passage, scored_from=1) == whole and math.isfinite(loss_on(m, passage, scored_from=15))
 
 
 @pytest.mark.parametrize("spec, message", [("L9H1", "layers 1-3 and heads 1-4"), ("L1H5", "layers 1-3 and heads 1-4"),

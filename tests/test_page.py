@@ -118,13 +118,54 @@ def test_branch_continues_from_the_forced_character(registry):
 
 
 def test_compare_streams_both_models_with_the_same_prompt_and_seed(registry):
+    """Each side streams into its own live view, and ends with how well its model reads its own text."""
     registry.request(None)
     compare = make_handlers(registry).compare
     outputs = list(compare("tiny", "tiny @ step 10 · val loss 3.100", "The emperor", 50, 0.8, 3))
-    a, b, notes = outputs[-1]
-    assert a.startswith("The emperor") and len(a) == len("The emperor") + 50
-    assert a == b  # the snapshot is the same weights here
-    assert all(a.startswith(earlier) for earlier, _, _ in outputs)  # each update extends the text so far
+    sides = list(zip(*outputs))
+    ends = [[v for v in side if isinstance(v, dict) and v.get("kind") == "end"] for side in sides]
+    assert [len(e) for e in ends] == [1, 1] and ends[0][0]["steps"] == ends[1][0]["steps"] == 50
+    texts = []
+    for side in sides:
+        batches = [v for v in side if isinstance(v, list)]
+        start = json.loads(batches[0][0])
+        assert start["prompt"] == "The emperor" and start["settings"]["seed"] == 3
+        texts.append("".join(json.loads(m)["t"] for b in batches for m in b[1:]))
+    assert texts[0] == texts[1] and len(texts[0]) == 50  # the snapshot is the same weights here
+    loss, chars = ends[0][0]["own"]
+    assert chars == 50 and 0 < loss < 10 and ends[1][0]["own"] == ends[0][0]["own"]
+
+
+def test_a_link_fills_the_controls_and_says_what_it_changed(registry):
+    from gpt40k.app.page import read_link
+
+    registry.request(None)
+    assert read_link({"seed": "3"}, registry.choices, "tiny") == (None, [])  # no prompt: no run
+    values, notes = read_link({"prompt": "The walls", "chars": "90", "temperature": "0.9", "top_k": "30",
+                               "top_p": "0.95", "seed": "5", "__theme": "dark"}, registry.choices, "tiny")
+    assert values == {"model": "tiny", "prompt": "The walls", "max_new": 90, "temperature": 0.9, "top_k": 30,
+                      "top_p": 0.95, "seed": 5} and notes == []
+    values, notes = read_link({"prompt": "x", "seed": "-5", "chars": "lots", "model": "someone/else"},
+                              registry.choices, "tiny")
+    assert (values["seed"], values["max_new"], values["model"]) == (0, 300, "tiny")
+    assert notes == ["From the link: Length 'lots' is not a number: using 300 characters.",
+                     "From the link: Seed must be 0 or more: using 0.",
+                     "From the link: The link's model “someone/else” is not on this page: using tiny."]
+
+
+def test_the_write_tab_starts_with_an_example_the_page_can_replay(registry):
+    from gpt40k.app.page import EXAMPLE_CHARS, EXAMPLES, example_trace
+    from gpt40k.app.stepstream import TRACE_KEYS
+
+    registry.request(None)
+    trace = example_trace(registry.get("tiny"), None)
+    lm = registry.get("tiny")
+    assert tuple(trace) == TRACE_KEYS and trace["run"] == "example"
+    assert trace["prompt"] == lm.tokenizer.encode_prompt(EXAMPLES[0], max_chars=lm.model.config.block_size).text
+    assert len(trace["steps"]) == EXAMPLE_CHARS and trace["steps"][0]["l"] and trace["steps"][0]["a"]
+    positions = len(trace["prompt"]) + EXAMPLE_CHARS - 1
+    assert [r[0] for r in trace["rows"]] == list(range(positions))  # each character read
+    assert "press Generate" in trace["notes"][0] and trace["settings"]["seed"] == 0
 
 
 def test_timeline_writes_with_the_chosen_snapshot(registry):

@@ -59,6 +59,28 @@ def test_the_page_reads_what_the_server_writes():
     assert tuple(got["end"]) == stepstream.END_KEYS and got["end"]["steps"] == 12
 
 
+TRACE = """
+import * as p from "./gpt40k/app/static/live/protocol.js";
+import {runFromTrace, traceOf} from "./gpt40k/app/static/live/trace.js";
+import {readFileSync} from "node:fs";
+const trace = JSON.parse(readFileSync(0, "utf8"));
+const run = runFromTrace(trace);
+const again = traceOf(run);
+console.log(JSON.stringify({TRACE_KEYS: p.TRACE_KEYS, TRACE_FORMAT: p.TRACE_FORMAT,
+  same: JSON.stringify(again) === JSON.stringify(trace), text: run.prompt + run.steps.map((s) => s.t).join(""), rows: run.rows.size, settings: run.settings}));
+"""
+
+
+def test_a_run_the_server_traces_is_one_the_page_loads_and_saves_the_same():
+    transcript, events = run(small_model(), GenerationRequest("the sea", 12, 1.0, seed=4), explain=True)
+    trace = stepstream.StepStream(2, 3, model="tiny").trace(transcript)
+    got = node(TRACE, json.loads(json.dumps(trace)))
+    assert tuple(got["TRACE_KEYS"]) == stepstream.TRACE_KEYS and got["TRACE_FORMAT"] == stepstream.TRACE_FORMAT
+    assert got["same"]  # saved again by the page, key for key and byte for byte
+    assert got["text"] == transcript.text and got["rows"] == len(transcript.rows)
+    assert got["settings"] == {"model": "tiny", "chars": 12, "temperature": 1.0, "top_k": 0, "top_p": 1.0, "seed": 4}
+
+
 def test_the_modules_bundle_into_one_valid_script(tmp_path):
     script = tmp_path / "live.js"
     script.write_text(f"function onLoad(element, props, trigger, watch) {{\n{live_script()}}}\n", encoding="utf-8")

@@ -4,6 +4,7 @@ Compare, and the `generate` API endpoint."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -13,13 +14,13 @@ from typing import NamedTuple
 import gradio as gr
 
 from ..errors import ConfigError, GPT40kError
-from ..interpret import ROLES, ablated, head_name, heads_to_knock_out, strongest_role
+from ..interpret import ROLES, ablated, head_name, heads_to_knock_out, loss_on, strongest_role
 from ..model.model import GPT
 from ..model.tokenizer import MAX_PROMPT_CHARS
 from .limits import MAX_RUNNING, ClientLimits
 from .livejs import live_script
 from .registry import REFERENCE_CHARS, LoadedModel, ModelRegistry
-from .request import LIMITS, GenerationRequest
+from .request import LIMITS, GenerationRequest, clamp_request
 from .stepstream import StepStream, error_message
 from .transcript import generate as write_steps  # `generate` is the API's name (and its MCP tool's)
 from .zerogpu import gpu_function, zero_gpu_active
@@ -29,22 +30,36 @@ STATIC = Path(__file__).with_name("static")
 EXAMPLES = ["In the grim darkness of the far future", "The Emperor protects", "Brother-Captain, the walls",
             "And the daemon spoke:", "The war-machines of Mars", "The iron heel of the Oligarchy"]
 YIELD_EVERY_S = 0.03  # how often new steps leave the server (the page paces what it shows itself)
+EXAMPLE_CHARS = 120  # the example run the Write tab shows before the visitor's first
+EXAMPLE_NOTE = ("An example, written when the page started (seed 0, temperature 0.8): press Generate to write "
+                "your own.")
+# A link's parameters (static/live/share.js writes them) and the request fields they fill.
+LINK_NUMBERS = {"chars": "max_new_chars", "temperature": "temperature", "top_k": "top_k", "top_p": "top_p",
+                "seed": "seed"}
 PAGE_CSS = """
 #gpt40k-title h1 {font-size: 1.35rem; margin: 0; display: inline;}
 #gpt40k-title p {margin: 0 0 0 .6em; color: #57534e; display: inline;}
 .gpt40k-warning {border-left: 4px solid #b91c1c; padding: .4em .8em; background: #fff1f1; color: #5f1111;}
 /* Gradio holds a slider's track to 112px at least: beside "0.05", Top-p's "1" fell outside its box */
 #gpt40k-settings input[type=range] {min-width: 48px;}
+/* Gradio's primary red under white text is 3.8:1; this red is 6.5:1 */
+#gpt40k-generate.primary, #gpt40k-generate.primary:hover {background: #b91c1c; border-color: #b91c1c; color: #fff;}
+/* Gradio's own pale labels and footer, at 4.5:1 or more */
+#gpt40k-examples .label {color: #b91c1c;}
+footer :is(.show-api, .built-with, .settings) {color: #57534e !important;}
 /* On a phone the first prompt wraps, but Gradio sizes the box for one line when the page loads */
 @media (max-width: 640px) {#gpt40k-prompt textarea {min-height: calc(2lh + 20px);}}
 """
 
 
-def live_view(stop_id: str, pace: int = 35, elem_id: str | None = None) -> gr.HTML:
-    """The live view component; ``stop_id``: the Stop button it freezes at once when clicked."""
+def live_view(stop_id: str, pace: int = 35, elem_id: str | None = None, *, prompt_id: str = "",
+              link: bool = False, compare: bool = False) -> gr.HTML:
+    """The live view component. ``stop_id``: the Stop button it freezes at once when clicked;
+    ``prompt_id``: the prompt whose Enter brings the keyboard to the view; ``link``: its runs are the
+    page's address; ``compare``: the narrow view of Compare (the text and the chosen head's map)."""
     return gr.HTML(value=None, html_template=(STATIC / "live.html").read_text(encoding="utf-8"),
-                   js_on_load=live_script(), apply_default_css=False,
-                   stop_id=stop_id, pace=pace, elem_id=elem_id)
+                   js_on_load=live_script(), apply_default_css=False, stop_id=stop_id, pace=pace, elem_id=elem_id,
+                   prompt_id=prompt_id, link="on" if link else "off", mode="compare" if compare else "full")
 
 
 def page_css() -> str:
@@ -53,13 +68,14 @@ def page_css() -> str:
 
 def stream_run(lm: LoadedModel, req: GenerationRequest, *, branch: tuple[str, str] | None = None, keep: int = 0,
                model: GPT | None = None, roles: list | None = None, knockout: str = "", notes: list[str] | None = None,
-               end_loss=None) -> Iterator[list[str] | dict]:
+               end_loss=None, own: bool = False) -> Iterator[list[str] | dict]:
     """The step stream of one run (see stepstream.py): batches [start, new steps...], then the end.
     ``model``: another model than ``lm.model`` with its tokenizer (heads knocked out); ``roles``: the
-    grid's badges; ``end_loss()``: the end message's loss line (a knock-out run)."""
+    grid's badges; ``end_loss()``: the end message's loss line (a knock-out run); ``own``: the end
+    message says how well the model reads the text it wrote (Compare)."""
     cfg = lm.model.config
     messages = StepStream(cfg.n_layer, cfg.n_head, branch=branch is not None, keep=keep, roles=roles,
-                          knockout=knockout)
+                          knockout=knockout, model=lm.name)
     pending: list[str] = []
     transcript, last = None, 0.0
     try:
@@ -71,6 +87,7 @@ def stream_run(lm: LoadedModel, req: GenerationRequest, *, branch: tuple[str, st
                 yield [messages.start(transcript), *pending]
                 pending = []
         loss = end_loss() if end_loss is not None and transcript is not None else None
+        own_line = own_loss(model or lm.model, lm, transcript) if own and transcript is not None else None
     except Exception as e:  # never a traceback on the page
         log.exception("generation failed")
         yield error_message(f"Generation failed: {e}")
@@ -78,7 +95,46 @@ def stream_run(lm: LoadedModel, req: GenerationRequest, *, branch: tuple[str, st
     if transcript is not None:
         if pending:
             yield [messages.start(transcript), *pending]
-        yield messages.end(transcript, loss=loss)
+        yield messages.end(transcript, loss=loss, own=own_line)
+
+
+def own_loss(model: GPT, lm: LoadedModel, transcript) -> list | None:
+    """[nats a character, characters]: the written text as read back by the model that wrote it."""
+    if not transcript.steps:
+        return None
+    ids = lm.tokenizer.encode(transcript.text)
+    return [round(loss_on(model, ids, scored_from=len(ids) - len(transcript.steps)), 4), len(transcript.steps)]
+
+
+def example_trace(lm: LoadedModel, roles: list | None) -> dict | None:
+    """A short run of the first example prompt, as a trace: the Write tab is not empty before a run."""
+    cfg = lm.model.config
+    messages = StepStream(cfg.n_layer, cfg.n_head, run="example", roles=roles, model=lm.name)
+    transcript = None
+    try:
+        for transcript, _ in write_steps(lm.model, lm.tokenizer, GenerationRequest(EXAMPLES[0], EXAMPLE_CHARS),
+                                         notes=[EXAMPLE_NOTE], explain=True):
+            pass
+    except Exception:  # the page starts empty rather than not at all
+        log.exception("the example run failed")
+        return None
+    return messages.trace(transcript) if transcript is not None else None
+
+
+def read_link(query, choices: list[str], default: str) -> tuple[dict | None, list[str]]:
+    """The run a page address asks for (``query``: its parameters, as share.js writes them): the
+    controls' values by name, or None when it names no prompt; and notes on what had to change."""
+    if "prompt" not in query:
+        return None, []
+    given = {field: query[name] for name, field in LINK_NUMBERS.items() if name in query}
+    req, notes = clamp_request(GenerationRequest(query["prompt"][:MAX_PROMPT_CHARS], **given))
+    model = query.get("model") or default
+    if model not in choices:
+        notes.append(f"The link's model “{model[:80]}” is not on this page: using {default}.")
+        model = default
+    values = {"model": model, "prompt": req.prompt, "max_new": req.max_new_chars, "temperature": req.temperature,
+              "top_k": req.top_k, "top_p": req.top_p, "seed": req.seed}
+    return values, [f"From the link: {n}" for n in notes]
 
 
 def badges(registry: ModelRegistry, name: str) -> list | None:
@@ -145,25 +201,53 @@ class Handlers(NamedTuple):
     switch_model: Callable
     knockout: Callable
     show_roles: Callable
+    from_link: Callable
+    write_link: Callable
+    example: Callable
+
+
+LINK_CONTROLS = ("model", "prompt", "max_new", "temperature", "top_k", "top_p", "seed")  # what a link fills
 
 
 def make_handlers(registry: ModelRegistry, limits: ClientLimits | None = None) -> Handlers:
     on_gpu = gpu_decorator(registry)
     fair = (limits or ClientLimits()).fair
 
-    def write_with(model_name, prompt, max_new, temperature, top_k, top_p, seed):
+    def write_with(model_name, prompt, max_new, temperature, top_k, top_p, seed, notes=None):
         try:
             lm = registry.get(model_name)
         except Exception as e:
             yield error_message(f"The model could not be loaded: {e}")
             return
         yield from stream_run(lm, GenerationRequest(prompt, max_new, temperature, top_k, top_p, seed),
-                              roles=badges(registry, lm.name))
+                              roles=badges(registry, lm.name), notes=notes)
 
     @fair(error_message(BUSY))
     @on_gpu(2)
-    def write(model_name, prompt, max_new, temperature, top_k, top_p, seed, request: gr.Request = None):
-        yield from write_with(model_name, prompt, max_new, temperature, top_k, top_p, seed)
+    def write(model_name, prompt, max_new, temperature, top_k, top_p, seed, request: gr.Request = None,
+              notes: list | None = None):
+        yield from write_with(model_name, prompt, max_new, temperature, top_k, top_p, seed, notes)
+
+    def from_link(request: gr.Request = None):
+        """The controls filled from the page's address (a shared run), and what the run needs to know."""
+        query = dict(request.query_params) if request is not None else {}
+        values, notes = read_link(query, registry.choices, registry.default)
+        if values is None:
+            return [gr.update()] * len(LINK_CONTROLS) + [None]
+        return [values[name] for name in LINK_CONTROLS] + [{"notes": notes}]
+
+    @functools.cache
+    def example():  # made once, at start-up (build_ui): the same for every visitor
+        lm = registry.get(registry.default)
+        return example_trace(lm, badges(registry, lm.name))
+
+    def write_link(link, model_name, prompt, max_new, temperature, top_k, top_p, seed, request: gr.Request = None):
+        """A shared run, written when its link is opened; without one, the example run. (Sent when the
+        page has loaded, not in its config: a run's attention is hundreds of KB.)"""
+        if not link:
+            yield example() or gr.skip()
+            return
+        yield from write(model_name, prompt, max_new, temperature, top_k, top_p, seed, request, notes=link["notes"])
 
     @fair(error_message(BUSY))
     @on_gpu(2)
@@ -213,28 +297,20 @@ def make_handlers(registry: ModelRegistry, limits: ClientLimits | None = None) -
         req = GenerationRequest("", max_new, temperature, top_k, top_p, seed)
         yield from stream_run(lm, req, branch=(text, char), keep=keep, roles=badges(registry, lm.name))
 
-    @fair(("", "", f"⚠️ {BUSY}"))
+    @fair((error_message(BUSY), error_message(BUSY)))
     @on_gpu(3)
     def compare(name_a, name_b, prompt, max_new, temperature, seed, request: gr.Request = None):
-        """Both models, the same prompt and seed, streamed side by side."""
-        texts, notes = ["", ""], []
+        """Both models, the same prompt and seed, streamed side by side, each into its own view with
+        its attention and how well it reads back its own text."""
         try:
-            req = GenerationRequest(prompt, max_new, temperature, 0, 1.0, seed)
-            runs = [write_steps(lm.model, lm.tokenizer, req) for lm in map(registry.get, (name_a, name_b))]
-            last = 0.0
-            for pair in _zip_longest(*runs):
-                for k, item in enumerate(pair):
-                    if item is not None:
-                        texts[k] = item[0].text
-                        notes = item[0].notes
-                if time.monotonic() - last >= YIELD_EVERY_S:
-                    last = time.monotonic()
-                    yield texts[0], texts[1], _notes_md(notes)
+            models = [registry.get(name) for name in (name_a, name_b)]
         except Exception as e:
-            log.exception("compare failed")
-            yield texts[0], texts[1], f"⚠️ Compare failed: {e}"
+            failed = error_message(f"The model could not be loaded: {e}")
+            yield failed, failed
             return
-        yield texts[0], texts[1], _notes_md(notes)
+        req = GenerationRequest(prompt, max_new, temperature, 0, 1.0, seed)
+        for a, b in _zip_longest(*(stream_run(lm, req, own=True) for lm in models)):
+            yield (gr.skip() if a is None else a), (gr.skip() if b is None else b)
 
     @fair(error_message(BUSY))
     @on_gpu(3)
@@ -254,7 +330,37 @@ def make_handlers(registry: ModelRegistry, limits: ClientLimits | None = None) -
         """The role table of the snapshot the timeline shows (or of the model)."""
         return roles_table(registry, dict(registry.timeline(model_name)).get(label, model_name))
 
-    return Handlers(write, branch, compare, timeline, switch_model, knockout, show_roles)
+    return Handlers(write, branch, compare, timeline, switch_model, knockout, show_roles, from_link, write_link,
+                    example)
+
+
+def wire_write_tab(demo: gr.Blocks, handlers: Handlers, live: gr.HTML, generate_btn: gr.Button,
+                   stop_btn: gr.Button, inputs: list) -> None:
+    """Generate, Enter, Stop, the view's own requests (force, knock out) and a shared link, on the Write
+    tab. While a run is written the controls are locked and Generate says so; no spinner covers them."""
+    model, prompt, max_new, temperature, top_k, top_p, seed = inputs
+    controls = [prompt, generate_btn, model, max_new, temperature, top_k, top_p, seed]
+    quick = {"queue": False, "api_visibility": "private", "show_progress": "hidden"}
+    lock = lambda: [gr.update(interactive=False), gr.update(interactive=False, value="Writing…")] + \
+        [gr.update(interactive=False)] * (len(controls) - 2)  # noqa: E731
+    unlock = lambda: [gr.update(interactive=True), gr.update(interactive=True, value="Generate")] + \
+        [gr.update(interactive=True)] * (len(controls) - 2)  # noqa: E731
+    streaming = {"concurrency_id": "page", "api_visibility": "private", "show_progress": "hidden"}
+    runs = []
+    for trigger in (generate_btn.click, prompt.submit):
+        locked = trigger(lock, None, controls, **quick)
+        runs.append(locked.then(handlers.write, inputs, live, concurrency_limit=4, **streaming))
+        runs[-1].then(unlock, None, controls, **quick)
+    live.knockout(lock, None, controls, **quick)
+    runs.append(live.knockout(handlers.knockout, inputs, live, **streaming))
+    runs[-1].then(unlock, None, controls, **quick)
+    live.branch(lock, None, controls, **quick)
+    runs.append(live.branch(handlers.branch, inputs[:1] + inputs[2:], live, **streaming))
+    runs[-1].then(unlock, None, controls, **quick)
+    link = gr.State(None)  # a shared run's notes, from the page's address (read_link)
+    opened = demo.load(handlers.from_link, None, [*inputs, link], **quick)
+    runs.append(opened.then(handlers.write_link, [link, *inputs], live, **streaming))
+    stop_btn.click(unlock, None, controls, cancels=runs, queue=False, api_visibility="private")
 
 
 def _zip_longest(*iterators):
@@ -264,10 +370,6 @@ def _zip_longest(*iterators):
         if all(item is None for item in items):
             return
         yield items
-
-
-def _notes_md(notes: list[str]) -> str:
-    return "\n\n".join(f"ℹ️ {n}" for n in notes)
 
 
 def api_generate(registry: ModelRegistry, limits: ClientLimits | None = None):
@@ -308,7 +410,7 @@ def api_generate(registry: ModelRegistry, limits: ClientLimits | None = None):
 
 def build_ui(registry: ModelRegistry, limits: ClientLimits | None = None) -> gr.Blocks:
     limits = limits or ClientLimits()
-    write, branch, compare, timeline, switch_model, knockout, show_roles = make_handlers(registry, limits)
+    handlers = make_handlers(registry, limits)
     default = registry.get(registry.default)
     labels = [label for label, _ in registry.timeline(registry.default)]
     with gr.Blocks(title="GPT-40k: watch a tiny GPT think") as demo:
@@ -334,8 +436,9 @@ def build_ui(registry: ModelRegistry, limits: ClientLimits | None = None) -> gr.
                     top_k = gr.Slider(0, 200, value=0, step=1, label="Top-k (0 = off)")
                     top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Top-p (1 = off)")
                     seed = gr.Number(0, precision=0, label="Seed", elem_id="gpt40k-seed")
-            live = live_view("gpt40k-stop", elem_id="gpt40k-live")
-            gr.Examples([[e] for e in EXAMPLES], inputs=[prompt], label="Prompts to try")
+            live = live_view("gpt40k-stop", elem_id="gpt40k-live", prompt_id="gpt40k-prompt", link=True)
+            handlers.example()  # now, so the first visitor waits for nothing
+            gr.Examples([[e] for e in EXAMPLES], inputs=[prompt], label="Prompts to try", elem_id="gpt40k-examples")
         with gr.Tab("Model"):
             gr.Markdown("## How it learned: the training timeline\nThe same prompt and seed, written by snapshots "
                         "of the run at different steps, and by the trained model.")
@@ -350,7 +453,9 @@ def build_ui(registry: ModelRegistry, limits: ClientLimits | None = None) -> gr.
                         "the snapshot chosen above: watch the roles appear as the model learns.")
             # scored now, at start-up (about a second): the first visitor's grid then has its badges at once
             roles_md = gr.Markdown(roles_table(registry, registry.default), elem_id="gpt40k-roles")
-            gr.Markdown("## Compare two checkpoints\nThe same prompt and seed through both, side by side.")
+            gr.Markdown("## Compare two checkpoints\nThe same prompt and seed through both, side by side: each "
+                        "text with the attention of the head chosen under it, and how well the model that wrote "
+                        "it reads it back (nats a character: lower is surer).")
             early, late = registry.early_and_late()
             with gr.Row():
                 model_a = gr.Dropdown(registry.choices, value=early, label="Model A", elem_id="gpt40k-model-a")
@@ -361,41 +466,27 @@ def build_ui(registry: ModelRegistry, limits: ClientLimits | None = None) -> gr.
                 cmp_temp = gr.Slider(0, 2, value=0.8, step=0.05, label="Temperature")
                 cmp_seed = gr.Number(0, precision=0, label="Seed")
                 cmp_btn = gr.Button("Compare", elem_id="gpt40k-compare")
-            with gr.Row():
-                out_a = gr.Textbox(label="Model A", lines=12, elem_id="gpt40k-out-a")
-                out_b = gr.Textbox(label="Model B", lines=12, elem_id="gpt40k-out-b")
-            cmp_notes = gr.Markdown()
+                cmp_stop = gr.Button("Stop", variant="stop", elem_id="gpt40k-compare-stop")
+            with gr.Row(equal_height=False):
+                out_a = live_view("gpt40k-compare-stop", pace=120, elem_id="gpt40k-out-a", compare=True)
+                out_b = live_view("gpt40k-compare-stop", pace=120, elem_id="gpt40k-out-b", compare=True)
             gr.Markdown("## The model card")
             card = gr.Markdown(default.card, elem_id="gpt40k-card")
 
-        controls = [prompt, generate_btn, model, max_new, temperature, top_k, top_p, seed]
-        lock = lambda: [gr.update(interactive=False)] * len(controls)  # noqa: E731
-        unlock = lambda: [gr.update(interactive=True)] * len(controls)  # noqa: E731
-        inputs = [model, prompt, max_new, temperature, top_k, top_p, seed]
-        runs = []
-        for trigger in (generate_btn.click, prompt.submit):
-            locked = trigger(lock, None, controls, queue=False, api_visibility="private")
-            runs.append(locked.then(write, inputs, live, concurrency_id="page", concurrency_limit=4,
-                                    api_visibility="private"))
-            runs[-1].then(unlock, None, controls, queue=False, api_visibility="private")
-        live.knockout(lock, None, controls, queue=False, api_visibility="private")
-        runs.append(live.knockout(knockout, inputs, live, concurrency_id="page", api_visibility="private"))
-        runs[-1].then(unlock, None, controls, queue=False, api_visibility="private")
-        live.branch(lock, None, controls, queue=False, api_visibility="private")
-        runs.append(live.branch(branch, [model, max_new, temperature, top_k, top_p, seed], live,
-                                concurrency_id="page", api_visibility="private"))
-        runs[-1].then(unlock, None, controls, queue=False, api_visibility="private")
-        stop_btn.click(unlock, None, controls, cancels=runs, queue=False, api_visibility="private")
-        model.change(switch_model, [model], [card, snapshot, about], api_visibility="private").then(
-            show_roles, [model, snapshot], roles_md, api_visibility="private")
-        snapshot.change(show_roles, [model, snapshot], roles_md, api_visibility="private")
+        wire_write_tab(demo, handlers, live, generate_btn, stop_btn,
+                       [model, prompt, max_new, temperature, top_k, top_p, seed])
+        model.change(handlers.switch_model, [model], [card, snapshot, about], api_visibility="private").then(
+            handlers.show_roles, [model, snapshot], roles_md, api_visibility="private")
+        snapshot.change(handlers.show_roles, [model, snapshot], roles_md, api_visibility="private")
 
         tl_inputs = [model, snapshot, tl_prompt, max_new, temperature, seed]
-        tl_run = tl_btn.click(timeline, tl_inputs, tl_live, concurrency_id="page", api_visibility="private")
-        tl_change = snapshot.change(timeline, tl_inputs, tl_live, concurrency_id="page", api_visibility="private")
+        quiet = {"concurrency_id": "page", "api_visibility": "private", "show_progress": "hidden"}
+        tl_run = tl_btn.click(handlers.timeline, tl_inputs, tl_live, **quiet)
+        tl_change = snapshot.change(handlers.timeline, tl_inputs, tl_live, **quiet)
         tl_stop.click(None, cancels=[tl_run, tl_change], queue=False, api_visibility="private")
-        cmp_btn.click(compare, [model_a, model_b, cmp_prompt, cmp_chars, cmp_temp, cmp_seed], [out_a, out_b, cmp_notes],
-                      concurrency_id="page", api_visibility="private")
+        cmp_run = cmp_btn.click(handlers.compare, [model_a, model_b, cmp_prompt, cmp_chars, cmp_temp, cmp_seed],
+                                [out_a, out_b], **quiet)
+        cmp_stop.click(None, cancels=[cmp_run], queue=False, api_visibility="private")
         # concurrency_limit > MAX_RUNNING: one client never holds every slot
         gr.api(api_generate(registry, limits), api_name="generate", concurrency_id="api", concurrency_limit=4)
     return demo

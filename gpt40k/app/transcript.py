@@ -68,6 +68,7 @@ class Transcript:
     steps: list[StepRecord] = field(default_factory=list)
     rows: dict[int, AttentionRow] = field(default_factory=dict)
     timed_out: bool = False
+    request: GenerationRequest | None = None  # as written: numbers clamped, the length fitted to memory
 
     @property
     def text(self) -> str:
@@ -172,7 +173,7 @@ def generate(model: GPT, tok: CharTokenizer, req: GenerationRequest, *, branch: 
     if keep < len(ids):  # a branch's text or a long prompt on a model with a huge attention
         ids, prompt, rows_first = ids[-keep:], prompt[-keep:], min(rows_first, keep)
     req = replace(req, max_new_chars=max_new)
-    transcript = Transcript(prompt, list(notes or []) + cleaned.notes + clamped + cost_notes)
+    transcript = Transcript(prompt, list(notes or []) + cleaned.notes + clamped + cost_notes, request=req)
     generator = torch.Generator(model.device).manual_seed(req.seed)  # per request: users never share one
     steps = stream(model, ids, req.max_new_chars, temperature=req.temperature, top_k=req.top_k or None,
                    top_p=req.top_p if req.top_p < 1 else None, generator=generator, return_attention=True,

@@ -2,7 +2,7 @@
 import {test} from "node:test";
 import assert from "node:assert/strict";
 import {advance, frameSeconds, MAX_PER_FRAME} from "../../gpt40k/app/static/live/reveal.js";
-import {LUT, pct, rgb, show, surpriseAlpha} from "../../gpt40k/app/static/live/colors.js";
+import {LUT, SURPRISE_MAX, pct, rgb, show, surpriseAlpha, underline} from "../../gpt40k/app/static/live/colors.js";
 
 test("characters are shown at the pace, never more than two a frame", () => {
   assert.deepEqual(advance(0, 0.1, 35, 100, 0), {allowance: 0, shown: MAX_PER_FRAME});  // 3.5 owed, 2 shown
@@ -30,5 +30,14 @@ test("colours run from white to dark red; labels stay readable", () => {
   assert.deepEqual([0.0001, 0.05, 0.5, 0.999].map(pct), ["<0.1%", "5.0%", "50%", "100%"]);
   assert.equal(surpriseAlpha(1), 0);  // certain: no shade
   assert.equal(surpriseAlpha(null), 0);
-  assert.ok(surpriseAlpha(0.01) > 0.5 && surpriseAlpha(1e-9) === 0.7);
+  assert.ok(surpriseAlpha(0.05) > 0.4 && surpriseAlpha(1e-9) === SURPRISE_MAX);
+});
+
+test("attention on the text is a line under it: none below 1%, thicker and darker with the weight", () => {
+  const q = (w) => Math.round(255 * Math.sqrt(w));
+  assert.equal(underline(q(0.005)), null);
+  const [light, mid, full] = [0.02, 0.3, 1].map((w) => underline(q(w)));
+  assert.ok(light.px < mid.px && mid.px < full.px && full.px === 5);
+  assert.equal(full.colour, rgb(255));
+  assert.equal(light.colour, rgb(150));  // never paler than this: a thin line still shows
 });

@@ -2,11 +2,22 @@
 // the one place it is read, and tests/test_protocol.py checks that both sides agree.
 
 export const QUANT_LEVELS = 255;  // a weight w travels as the byte q = round(255 * sqrt(w))
-export const START_KEYS = ["kind", "run", "layers", "heads", "prompt", "branch", "keep", "notes", "roles", "knockout"];
+export const START_KEYS = ["kind", "run", "layers", "heads", "prompt", "branch", "keep", "notes", "roles", "knockout",
+                           "settings"];
 export const STEP_KEYS = ["i", "t", "p", "c", "r", "l", "a"];  // l: the logit lens; a: the heads' direct pushes
-export const END_KEYS = ["kind", "run", "steps", "notes", "stopped", "loss"];
+export const END_KEYS = ["kind", "run", "steps", "notes", "stopped", "loss", "own"];
+// A run kept as a file (trace.js) or drawn before the first run: everything the page needs to show it.
+export const TRACE_KEYS = ["format", "version", "run", "layers", "heads", "prompt", "settings", "notes", "roles",
+                           "knockout", "loss", "own", "lineage", "steps", "rows"];
+export const TRACE_FORMAT = "gpt40k-trace";
 
 export const weightOf = (q) => (q / QUANT_LEVELS) ** 2;
+
+export function bytesB64(bytes) {
+  let bin = "";
+  for (let i = 0; i < bytes.length; i += 8192) bin += String.fromCharCode(...bytes.subarray(i, i + 8192));
+  return btoa(bin);
+}
 
 export function b64bytes(b64) {
   const bin = atob(b64), out = new Uint8Array(bin.length);
@@ -20,10 +31,13 @@ export function decodeRow([position, firstKey, data]) {
 }
 
 // What one update of the component's value says: the steps of a run (with its start message when the
-// run is new to the page), or the run's end, or an error; null for nothing.
+// run is new to the page), or the run's end, or an error, or a whole run (a trace); null for nothing.
 export function readUpdate(value, lastStart) {
   if (!value) return null;
-  if (!Array.isArray(value)) return value.kind === "end" || value.kind === "error" ? value : null;
+  if (!Array.isArray(value)) {
+    if (value.format === TRACE_FORMAT) return {kind: "trace", trace: value};
+    return value.kind === "end" || value.kind === "error" ? value : null;
+  }
   if (!value.length) return null;
   const fresh = value[0] !== lastStart;
   return {kind: "steps", startRaw: value[0], start: fresh ? JSON.parse(value[0]) : null,

@@ -8,13 +8,18 @@ export function newRun(h, previous) {
   const promptChars = Array.from(prompt);  // code points, as the server counts positions
   const run = {id: h.run, layers: h.layers, heads: h.heads, prompt, promptChars, promptLen: promptChars.length,
                steps: [], rows: new Map(), base: 0, done: false, stopped: false, notes: h.notes || [],
-               roles: h.roles || null, knockout: h.knockout || "", loss: null};
+               roles: h.roles || null, knockout: h.knockout || "", loss: null, own: null,
+               settings: h.settings || (kept ? previous.settings : null),
+               lineage: {knock: h.knockout || "", forces: []}};
   if (kept) {
     run.steps = previous.steps.slice(0, h.keep);
     for (const [p, row] of previous.rows) if (p < run.promptLen + h.keep) run.rows.set(p, row);
     const forced = Array.from(h.prompt).pop(), original = previous.steps[h.keep];
     run.steps.push({t: forced, p: null, c: original ? original.c : [], forced: true});
     run.base = h.keep + 1;
+    // how this text came about, for a link that writes it again (share.js): the heads knocked out
+    // before, then each forced character in turn
+    run.lineage = {knock: previous.lineage.knock, forces: previous.lineage.forces.concat([[h.keep + 1, forced]])};
   }
   return run;
 }
@@ -41,6 +46,7 @@ export function endRun(run, end) {
   run.done = true;
   run.notes = end.notes || run.notes;
   run.loss = end.loss || null;
+  run.own = end.own || null;
   return true;
 }
 

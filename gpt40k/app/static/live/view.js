@@ -1,6 +1,6 @@
 // Drawing the live view from its state `ui` into its elements `dom` (see main.js): the text, the
 // notes, the maps and the choice panel.
-import {LUT, pct, rgb, rgba, show, surpriseAlpha} from "./colors.js";
+import {LUT, SURPRISE_RGB, pct, rgb, show, surpriseAlpha, underline} from "./colors.js";
 import {weight, weightOf} from "./protocol.js";
 import {charAt, explainedStep, firstDifference, stepProb, windowPositions, written} from "./run.js";
 
@@ -13,7 +13,10 @@ export function findElements(root) {
           lens: $(".g4k-lens"), dla: $(".g4k-dla"), knockAdd: $(".g4k-knock-add"), knocked: $(".g4k-knocked"),
           knockRun: $(".g4k-knock-run"), knockKeep: $(".g4k-knock-keep"), knockClear: $(".g4k-knock-clear"),
           versus: $(".g4k-versus"), versusTitle: $(".g4k-versus-title"), versusA: $(".g4k-versus-a"),
-          versusB: $(".g4k-versus-b"), versusBHead: $(".g4k-versus-bhead")};
+          versusB: $(".g4k-versus-b"), versusBHead: $(".g4k-versus-bhead"), undo: $(".g4k-undo"),
+          headSel: $(".g4k-headsel"), toGrid: $(".g4k-to-grid"), own: $(".g4k-own"), copyLink: $(".g4k-copy-link"),
+          saveRun: $(".g4k-save-run"), loadRun: $(".g4k-load-run"), loadFile: $(".g4k-load-file"),
+          savePng: $(".g4k-save-png"), keepInfo: $(".g4k-keep-info")};
 }
 
 // ---- the text -------------------------------------------------------------------------------
@@ -38,7 +41,8 @@ export function addSpan(dom, ui, ch, kind, p, pos) {
 
 export function paintBase(dom, s, kind, p) {  // surprise: -log2 p bits, shaded amber
   const a = kind === "g" && dom.surprise.checked ? surpriseAlpha(p) : 0;
-  s.style.background = a ? `rgba(245,158,11,${a.toFixed(3)})` : "";
+  s.style.background = a ? `rgba(${SURPRISE_RGB},${a.toFixed(3)})` : "";
+  s.style.textDecoration = "";
 }
 
 export function repaintSurprise(dom, ui) {
@@ -59,7 +63,7 @@ export function renderNotes(dom, ui) {
   }
 }
 
-// Hovering (or pinning) a character paints what it attended to, in the chosen head.
+// Hovering, pinning or moving the cursor to a character underlines what it attended to, in the chosen head.
 export function highlight(dom, ui, p) {
   const run = ui.run;
   for (const s of dom.text.querySelectorAll(".att, .hov")) {
@@ -78,15 +82,16 @@ export function highlight(dom, ui, p) {
   for (let k = row.fk; k <= p; k++) {
     const q = weight(row, run.heads, layer, head, k), s = run.spans[k];
     if (q > best) { best = q; bestPos = k; }
-    if (!s) continue;
+    const mark = underline(q);
+    if (!s || !mark) continue;
     s.classList.add("att");
-    s.style.background = q > 0 ? rgba(q, 0.9) : "";
+    s.style.textDecoration = `underline solid ${mark.colour} ${mark.px}px`;
   }
   if (run.spans[p]) run.spans[p].classList.add("hov");
   const who = head >= 0 ? `layer ${layer + 1}, head ${head + 1}` : `layer ${layer + 1} (mean of heads)`;
   dom.hoverInfo.textContent = `Reading ‘${show(charAt(run, p))}’ (character ${p + 1}), ${who} looked most at ` +
     `‘${show(charAt(run, bestPos))}’ (character ${bestPos + 1}, weight ${weightOf(best).toFixed(2)}). ` +
-    "Highlighted: all it looked at.";
+    "Underlined: all it looked at, the thicker the more.";
 }
 
 // ---- the controls and panels, at every frame something changed -------------------------------
@@ -95,7 +100,9 @@ export function render(dom, ui) {
   dom.scrub.disabled = dom.play.disabled = !run || busy;
   dom.scrub.max = run ? run.steps.length : 0;
   dom.scrub.value = ui.shown;
-  dom.stepInfo.textContent = run ? `step ${ui.shown} / ${run.steps.length}${busy ? " …" : ""}` : "step 0";
+  const total = run && run.settings ? run.settings.chars : "…";
+  dom.stepInfo.textContent = !run ? "step 0" : busy ? `writing… ${ui.shown} / ${total}`
+    : `${ui.following ? "showing" : "step"} ${ui.shown} / ${run.steps.length}`;
   dom.play.textContent = ui.following && run && run.done ? "Pause" : "Replay";
   // for tests and benchmarks: empty, streaming (the server is still writing), playing, idle
   dom.root.dataset.state = !run ? "empty" : !run.done ? "streaming" : ui.following ? "playing" : "idle";
@@ -107,6 +114,38 @@ export function render(dom, ui) {
   drawPushes(dom, ui);
   drawKnock(dom, ui);
   drawVersus(dom, ui);
+  drawHeadChoice(dom, ui);
+  drawKeep(dom, ui);
+}
+
+// The line on how well the model reads its own text (Compare), and what can be kept of the run.
+function drawKeep(dom, ui) {
+  const run = ui.run, own = run && run.own;
+  dom.own.textContent = own ? `Read back by the model that wrote it: ${own[0].toFixed(2)} nats a character ` +
+    `(${(own[0] / Math.LN2).toFixed(2)} bits) over its ${own[1].toLocaleString("en")} characters.` : "";
+  dom.copyLink.disabled = !run || !run.done || !run.settings;
+  dom.saveRun.disabled = !run || !run.done;
+  dom.savePng.disabled = !run;
+}
+
+// The head menu beside the map: the same choice as the grid, for a keyboard or a narrow column.
+function drawHeadChoice(dom, ui) {
+  const run = ui.run, sel = dom.headSel;
+  if (!run) return;
+  const shape = `${run.layers}x${run.heads}`;
+  if (sel.dataset.shape !== shape) {
+    sel.dataset.shape = shape;
+    sel.textContent = "";
+    for (let l = 0; l < run.layers; l++) {
+      for (let h = -1; h < run.heads; h++) {
+        const o = document.createElement("option");
+        o.value = `${l}:${h}`;
+        o.textContent = h >= 0 ? `layer ${l + 1}, head ${h + 1}` : `layer ${l + 1}, mean of heads`;
+        sel.appendChild(o);
+      }
+    }
+  }
+  sel.value = `${ui.sel.layer}:${ui.sel.head}`;
 }
 
 function overviewCells(dom, run) {  // the grid's labels and one canvas per head (and per layer's mean)
@@ -125,6 +164,7 @@ function overviewCells(dom, run) {  // the grid's labels and one canvas per head
       cell.dataset.layer = c.dataset.layer = l;
       cell.dataset.head = c.dataset.head = h < run.heads ? h : -1;
       c.title = h < run.heads ? `layer ${l + 1}, head ${h + 1}` : `layer ${l + 1}, mean of its heads`;
+      c.setAttribute("role", "radio");
       cell.append(c, Object.assign(document.createElement("span"), {className: "badge"}));
       el.appendChild(cell);
     }
@@ -140,9 +180,14 @@ export function drawOverview(dom, ui) {
   const pos = windowPositions(run, ui.shown, ui.hoverPos, 32), n = pos.length;
   for (const c of dom.overview.querySelectorAll("canvas")) {
     const layer = +c.dataset.layer, head = +c.dataset.head, cell = c.parentElement;
-    c.classList.toggle("sel", layer === ui.sel.layer && head === ui.sel.head);
+    const chosen = layer === ui.sel.layer && head === ui.sel.head;
+    c.classList.toggle("sel", chosen);
+    c.tabIndex = chosen ? 0 : -1;
+    c.setAttribute("aria-checked", String(chosen));
     const role = head >= 0 && run.roles ? run.roles[layer * run.heads + head] : null;
-    cell.querySelector(".badge").textContent = role ? `${SHORT_ROLE[role[0]] || role[0]} ${role[1].toFixed(2).replace(/^0/, "")}` : "";
+    const badge = role ? `${SHORT_ROLE[role[0]] || role[0]} ${role[1].toFixed(2).replace(/^0/, "")}` : "";
+    cell.querySelector(".badge").textContent = badge;
+    c.setAttribute("aria-label", c.title + (role ? `: ${role[0]} ${role[1].toFixed(2)}` : ""));
     cell.classList.toggle("knocked", head >= 0 && ui.knock.has(headName(layer, head)));
     if (c.width !== Math.max(n, 1)) { c.width = c.height = Math.max(n, 1); }
     const ctx = c.getContext("2d"), img = ctx.createImageData(c.width, c.height);
@@ -163,7 +208,8 @@ export function drawBig(dom, ui) {
   const width = big.clientWidth || 400;
   // As many characters as fit the width and about half the window's height (the overview goes below).
   const label = 22, cell = width < 500 ? 15 : 16;  // labels of 12-13 px, readable on a phone too
-  const n = Math.max(12, Math.min(32, Math.floor((Math.min(width, 0.46 * window.innerHeight) - label) / cell)));
+  const share = window.innerWidth <= 820 ? 0.3 : 0.46;
+  const n = Math.max(12, Math.min(32, Math.floor((Math.min(width, share * window.innerHeight) - label) / cell)));
   const pos = run ? windowPositions(run, ui.shown, ui.hoverPos, n) : [];
   const size = label + cell * Math.max(pos.length, 1);
   big.style.height = `${size}px`;
@@ -177,6 +223,7 @@ export function drawBig(dom, ui) {
   dom.selLabel.textContent = run ? `layer ${layer + 1} · ${head >= 0 ? `head ${head + 1}` : "mean of heads"}` : "";
   if (!run || !pos.length) return;
   ctx.font = `${cell - 3}px ui-monospace, monospace`;  // 12 px at the least
+  big.dataset.font = cell - 3;  // (the tests read it: a canvas has no computed style)
   ctx.textAlign = "center"; ctx.textBaseline = "middle";
   for (let i = 0; i < pos.length; i++) {
     const row = run.rows.get(pos[i]);
@@ -230,6 +277,7 @@ export function drawProbs(dom, ui) {
     b.innerHTML = `<span class="ch"></span><span class="bar"><i style="width:${(100 * p).toFixed(1)}%"></i></span>` +
       `<span class="pct">${pct(p)}</span>`;
     b.querySelector(".ch").textContent = show(c) + (c === chosen ? " ◀" : "");
+    b.setAttribute("aria-label", c === chosen ? `‘${show(c)}’, ${pct(p)}: written` : `force ‘${show(c)}’, ${pct(p)}`);
     b.dataset.char = c;
     dom.cands.appendChild(b);
   }
@@ -288,8 +336,8 @@ export function drawPushes(dom, ui) {
     row.forEach((v, h) => {
       const el = cell(v.toFixed(2), "push", `${headName(layer, h)} pushed ‘${show(s.t)}’ by ${v >= 0 ? "+" : ""}${v.toFixed(3)}`);
       const a = Math.min(1, Math.abs(v) / top);
-      el.style.background = v >= 0 ? `rgba(37,99,235,${(0.75 * a).toFixed(3)})` : `rgba(234,88,12,${(0.75 * a).toFixed(3)})`;
-      el.style.color = a > 0.6 ? "#fff" : "#1c1917";
+      // dark text on a shade of 60% at most: 4.5:1 or more at every push (axe checks it)
+      el.style.background = v >= 0 ? `rgba(37,99,235,${(0.6 * a).toFixed(3)})` : `rgba(234,88,12,${(0.6 * a).toFixed(3)})`;
     });
   });
   dom.dla.dataset.step = k;
@@ -307,23 +355,27 @@ export function drawKnock(dom, ui) {
   dom.knockClear.disabled = !ui.knock.size;
 }
 
-// A knock-out run beside the run it came from, the first character where they part marked.
+// A knock-out or a branch beside the text it came from (the newest in ui.history), the first
+// character where they part marked; Undo goes back to that text.
 export function drawVersus(dom, ui) {
-  const run = ui.run, original = ui.original;
-  const on = Boolean(run && run.knockout && original);
-  dom.versus.hidden = !on;
-  if (!on) return;
-  const a = written(original), b = written(run).slice(0, ui.shown), fork = firstDifference(a, b);
-  if (!stale(dom.versus, `${run.id}:${b.length}:${run.loss ? 1 : 0}`)) return;
-  fillVersus(dom.versusA, original.prompt, a, fork);
+  const run = ui.run, before = ui.history.at(-1);
+  dom.versus.hidden = !(run && before);
+  if (dom.versus.hidden) return;
+  const a = written(before), b = written(run).slice(0, ui.shown), fork = firstDifference(a, b);
+  if (!stale(dom.versus, `${run.id}:${before.id}:${b.length}:${run.loss ? 1 : 0}`)) return;
+  fillVersus(dom.versusA, before.prompt, a, fork);
   fillVersus(dom.versusB, run.prompt, b, fork);
-  dom.versusBHead.textContent = `Without ${run.knockout.split(",").join(", ")}`;
+  const forced = run.knockout ? null : run.lineage.forces.at(-1);
+  dom.versusBHead.textContent = forced ? `With ‘${show(forced[1])}’ forced at step ${forced[0]}`
+    : `Without ${run.knockout.split(",").join(", ")}`;
   const parted = fork < 0 ? (b.length < a.length ? "The same so far." : "The same text.")
-    : `They part at step ${fork + 1}: ‘${show(Array.from(a)[fork] || "")}’ before, ‘${show(Array.from(b)[fork])}’ without.`;
+    : `They part at step ${fork + 1}: ‘${show(Array.from(a)[fork] || "")}’ before, ‘${show(Array.from(b)[fork])}’ ` +
+      (forced ? "forced." : "without.");
   const loss = run.loss ? ` On ${run.loss[2].toLocaleString("en")} characters of the model's own writing: ` +
     `${run.loss[0].toFixed(2)} → ${run.loss[1].toFixed(2)} nats/char.` : "";
   dom.versusTitle.textContent = parted + loss;
   dom.versus.dataset.fork = fork;
+  dom.undo.disabled = !run.done;
 }
 
 function fillVersus(el, prompt, text, fork) {

@@ -177,6 +177,9 @@ def test_stop_freezes_at_once_and_notes_explain_changes(page_on):
                            timeout=5_000)
     page.set_viewport_size({"width": 1440, "height": 900})
     generate(page, "The guard 🙂", 1500, pace="10")
+    # while the server writes: Generate says so, and no spinner covers the prompt or the view
+    assert page.inner_text("#gpt40k-generate") == "Writing…" and page.locator("#gpt40k-generate").is_disabled()
+    assert not page.locator(".generating, .progress-text, .eta-bar").count()
     page.wait_for_function(f"() => ({SHOWN_JS})().length > 20", timeout=30_000)
     page.locator("#gpt40k-stop").click()
     kept = shown(page)
@@ -346,7 +349,12 @@ def test_it_reads_at_a_glance_and_by_keyboard(page_on):
     assert page.evaluate("() => [document.activeElement.dataset.layer, document.activeElement.dataset.head,"
                          " document.activeElement.getAttribute('aria-checked')]") == ["1", "1", "true"]
     assert page.input_value(f"{LIVE} .g4k-headsel") == "1:1"
+    page.get_by_text("Settings:", exact=False).first.click()  # axe reads what is shown: the settings too
+    page.locator("#gpt40k-seed input").wait_for()
     page.add_script_tag(path=axe_script())
+    assert page.evaluate(AXE_JS) == []
+    page.get_by_role("tab", name="Model").click()
+    page.locator("#gpt40k-card table").first.wait_for()
     assert page.evaluate(AXE_JS) == []
     assert outside == [] and errors == [], (outside, errors)
 
@@ -362,7 +370,7 @@ def test_on_a_phone_the_text_the_map_and_the_choice_are_in_view_together(page_on
     assert in_view(page, f"{LIVE} .g4k-text") and in_view(page, f"{LIVE} .g4k-bigcanvas")
     assert in_view(page, f"{LIVE} .g4k-cand")  # the first candidate, whole
     assert page.evaluate(SMALLEST_TEXT_JS) >= 12
-    assert not page.locator("#gpt40k-live .progress-text, #gpt40k-prompt .eta-bar").count()  # no spinner
+    assert not page.locator(".generating, .progress-text, .eta-bar").count()  # no spinner
     page.locator(f"{LIVE} .g4k-to-grid").click()  # every head: one tap away
     page.wait_for_function(f"() => {{ const r = document.querySelector('{LIVE} .g4k-overview').getBoundingClientRect();"
                            " return r.top >= 0 && r.top < innerHeight; }")

@@ -47,6 +47,11 @@ PAGE_CSS = """
 /* Gradio's own pale labels and footer, at 4.5:1 or more */
 #gpt40k-examples .label {color: #b91c1c;}
 footer :is(.show-api, .built-with, .settings) {color: #57534e !important;}
+/* the card's code: the highlighter's pale orange is 2.1:1 on its grey */
+#gpt40k-card .token {color: #292524 !important;}
+#gpt40k-card :is(.token.parameter, .token.variable, .token.keyword, .token.builtin) {color: #9a3412 !important;}
+#gpt40k-card :is(.token.string, .token.number) {color: #166534 !important;}
+#gpt40k-card .token.comment {color: #57534e !important;}
 /* On a phone the first prompt wraps, but Gradio sizes the box for one line when the page loads */
 @media (max-width: 640px) {#gpt40k-prompt textarea {min-height: calc(2lh + 20px);}}
 """

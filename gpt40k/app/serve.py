@@ -78,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     demo.queue(max_size=64, default_concurrency_limit=4)
     # System fonts: the page loads nothing from outside the server (Spaces, offline machines).
     theme = gr.themes.Soft(primary_hue="red", neutral_hue="stone", font=["ui-sans-serif", "system-ui", "sans-serif"],
-                           font_mono=["ui-monospace", "monospace"])
+                           font_mono=["ui-monospace", "monospace"]).set(
+        # the theme's own pairs fall short of 4.5:1 (red 500 on red 100 is 3.1:1): darker shades
+        block_label_text_color="*primary_800", block_title_text_color="*primary_800",
+        checkbox_label_background_fill_selected="*primary_700", body_text_color_subdued="*neutral_600")
     try:  # mcp_server: the `generate` API is also a tool for agents (gradio[mcp]), at /gradio_api/mcp/
         demo.launch(server_name=args.host, server_port=args.port, share=False, show_error=False, theme=theme,
                     css=page_css(), mcp_server=mcp_available(),

@@ -2,7 +2,7 @@
 import {test} from "node:test";
 import assert from "node:assert/strict";
 import {moveChar, moveHead} from "../../gpt40k/app/static/live/keys.js";
-import {followUps, linkQuery} from "../../gpt40k/app/static/live/share.js";
+import {followUps, linkBase, linkQuery} from "../../gpt40k/app/static/live/share.js";
 import {runFromTrace, traceOf} from "../../gpt40k/app/static/live/trace.js";
 import {addStep, endRun, newRun} from "../../gpt40k/app/static/live/run.js";
 import {weight} from "../../gpt40k/app/static/live/protocol.js";
@@ -99,4 +99,13 @@ test("a file that is not a saved run is refused with what is wrong", () => {
   const odd = runFromTrace({...good, steps: good.steps.map((s) => ({...s, l: "x", a: [[1]]}))});
   assert.equal(odd.steps[0].l, null);  // a lens or pushes that do not fit are left out, not drawn wrong
   assert.equal(odd.steps[0].a, null);
+});
+
+test("on a Space a link is the Space's page; elsewhere, the page's own address", () => {
+  const here = {origin: "https://someone-gpt40k.hf.space", pathname: "/"};
+  assert.equal(linkBase(here, "https://huggingface.co/spaces/someone/gpt40k?x=1", true),
+               "https://huggingface.co/spaces/someone/gpt40k");
+  assert.equal(linkBase(here, "https://huggingface.co/spaces/someone/gpt40k", false), "https://someone-gpt40k.hf.space/");
+  assert.equal(linkBase(here, "https://evil.example/spaces/a/b", true), "https://someone-gpt40k.hf.space/");
+  assert.equal(linkBase({origin: "http://127.0.0.1:7860", pathname: "/"}, "", false), "http://127.0.0.1:7860/");
 });

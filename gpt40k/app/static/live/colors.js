@@ -14,7 +14,6 @@ function colourTable(stops) {  // 256 RGB triples, linear between the stops
 }
 
 export const rgb = (q) => `rgb(${LUT[q * 3]},${LUT[q * 3 + 1]},${LUT[q * 3 + 2]})`;
-export const rgba = (q, a) => `rgba(${LUT[q * 3]},${LUT[q * 3 + 1]},${LUT[q * 3 + 2]},${a})`;
 
 const SHOW = {"\n": "⏎", " ": "␣", "\t": "⇥"};
 export const show = (c) => SHOW[c] || c;  // characters that would be invisible on their own

@@ -6,7 +6,7 @@ import {readFile, savePicture, saveTrace} from "./keep.js";
 import {readUpdate} from "./protocol.js";
 import {advance, frameSeconds} from "./reveal.js";
 import {addStep, branchText, endRun, newRun, stopRun} from "./run.js";
-import {followUps, linkQuery} from "./share.js";
+import {SPACE_PAGE, followUps, linkBase, linkQuery} from "./share.js";
 import {isTraceError, runFromTrace} from "./trace.js";
 import {addSpan, cellTip, drawScale, drawText, findElements, headName, highlight, render, renderNotes,
         repaintSurprise, setHidden} from "./view.js";
@@ -92,9 +92,14 @@ export function mount(element, props, trigger, watch) {
     ui.dirty = true;
   }
 
-  // The page's address holds the run on it (share.js), so a reload or a copied link writes it again.
+  // The page's address holds the run on it (share.js), so a reload or a copied link writes it again;
+  // on a Space, the Space's page is told too (the Hub's documented message), as it holds the address.
+  const embedded = window.parent !== window;
   function writeAddress(run) {
-    if (run.settings) history.replaceState(history.state, "", `${location.pathname}?${linkQuery(run, location.search)}`);
+    if (!run.settings) return;
+    const query = linkQuery(run, location.search);
+    history.replaceState(history.state, "", `${location.pathname}?${query}`);
+    if (embedded) window.parent.postMessage({queryString: `?${query}`}, SPACE_PAGE);
   }
 
   function afterRun() {  // a run ended: do what the link asks next, if anything, else note its address
@@ -266,7 +271,7 @@ export function mount(element, props, trigger, watch) {
 
   // ---- keeping and sharing --------------------------------------------------------------------------
   dom.copyLink.addEventListener("click", async () => {
-    const url = `${location.origin}${location.pathname}?${linkQuery(ui.run, location.search)}`;
+    const url = `${linkBase(location, document.referrer, embedded)}?${linkQuery(ui.run, location.search)}`;
     let said = "Link copied:";
     try { await navigator.clipboard.writeText(url); } catch { said = "Copy this link:"; }
     const box = Object.assign(document.createElement("input"), {readOnly: true, value: url, className: "g4k-link"});

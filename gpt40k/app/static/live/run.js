@@ -9,7 +9,8 @@ export function newRun(h, previous) {
   const run = {id: h.run, layers: h.layers, heads: h.heads, prompt, promptChars, promptLen: promptChars.length,
                steps: [], rows: new Map(), base: 0, done: false, stopped: false, notes: h.notes || [],
                roles: h.roles || null, knockout: h.knockout || "", loss: null, own: null,
-               settings: h.settings || (kept ? previous.settings : null),
+               // a branch's link is its original's (share.js): the same settings write the original again
+               settings: kept ? previous.settings : h.settings || null,
                lineage: {knock: h.knockout || "", forces: []}};
   if (kept) {
     run.steps = previous.steps.slice(0, h.keep);

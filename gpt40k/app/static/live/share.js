@@ -22,6 +22,15 @@ export function linkQuery(run, others = "") {
   return q.toString();
 }
 
+// The address a link starts with. On a Hugging Face Space the page runs in an iframe (*.hf.space)
+// inside the Space's own page, which passes its query on to the iframe when it loads: the link to
+// share is the Space page's (the referrer), not the iframe's.
+export const SPACE_PAGE = "https://huggingface.co";
+export function linkBase(here, referrer, embedded) {
+  const space = embedded && /^https:\/\/huggingface\.co\/spaces\/[^/?#]+\/[^/?#]+/.exec(referrer || "");
+  return space ? space[0] : here.origin + here.pathname;
+}
+
 // What the page does after a link's first run: [{kind: "knockout", heads}, {kind: "force", step, char}...],
 // and notes on the parts of the link it cannot follow.
 export function followUps(search) {

@@ -131,6 +131,7 @@ function drawKeep(dom, ui) {
 // The head menu beside the map: the same choice as the grid, for a keyboard or a narrow column.
 function drawHeadChoice(dom, ui) {
   const run = ui.run, sel = dom.headSel;
+  sel.hidden = !run;
   if (!run) return;
   const shape = `${run.layers}x${run.heads}`;
   if (sel.dataset.shape !== shape) {
@@ -361,6 +362,7 @@ export function drawVersus(dom, ui) {
   const run = ui.run, before = ui.history.at(-1);
   dom.versus.hidden = !(run && before);
   if (dom.versus.hidden) return;
+  dom.undo.disabled = !run.done;
   const a = written(before), b = written(run).slice(0, ui.shown), fork = firstDifference(a, b);
   if (!stale(dom.versus, `${run.id}:${before.id}:${b.length}:${run.loss ? 1 : 0}`)) return;
   fillVersus(dom.versusA, before.prompt, a, fork);
@@ -375,7 +377,6 @@ export function drawVersus(dom, ui) {
     `${run.loss[0].toFixed(2)} → ${run.loss[1].toFixed(2)} nats/char.` : "";
   dom.versusTitle.textContent = parted + loss;
   dom.versus.dataset.fork = fork;
-  dom.undo.disabled = !run.done;
 }
 
 function fillVersus(el, prompt, text, fork) {

@@ -346,10 +346,14 @@ def wire_write_tab(demo: gr.Blocks, handlers: Handlers, live: gr.HTML, generate_
     model, prompt, max_new, temperature, top_k, top_p, seed = inputs
     controls = [prompt, generate_btn, model, max_new, temperature, top_k, top_p, seed]
     quick = {"queue": False, "api_visibility": "private", "show_progress": "hidden"}
-    lock = lambda: [gr.update(interactive=False), gr.update(interactive=False, value="Writing…")] + \
-        [gr.update(interactive=False)] * (len(controls) - 2)  # noqa: E731
-    unlock = lambda: [gr.update(interactive=True), gr.update(interactive=True, value="Generate")] + \
-        [gr.update(interactive=True)] * (len(controls) - 2)  # noqa: E731
+
+    def controls_on(on: bool):  # the controls' update: usable or locked, Generate saying which
+        def updates():  # new dicts at each call: Gradio consumes the ones it is given
+            return [gr.update(interactive=on, value="Generate" if on else "Writing…") if c is generate_btn
+                    else gr.update(interactive=on) for c in controls]
+        return updates
+
+    lock, unlock = controls_on(False), controls_on(True)
     streaming = {"concurrency_id": "page", "api_visibility": "private", "show_progress": "hidden"}
     runs = []
     for trigger in (generate_btn.click, prompt.submit):

@@ -96,6 +96,31 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(books,
     assert torch.isfinite(load_file(out / "latest/model.safetensors")["lm_head.weight"]).all()
 
 
+def test_training_in_a_thread_of_its_own_keeps_its_threads_after_a_sample(books, tmp_path):
+    """A sample runs its decode steps on one CPU thread; the trainer's thread (here not the main
+    one, as in a notebook's background thread) trains on its own count again afterwards."""
+    import threading
+
+    cfg = build_config("tiny", dict(data=[str(books)], out=str(tmp_path / "run"), sample_chars=0))
+    trainer = Trainer(cfg)
+    seen = {}
+
+    def train_in_thread():
+        torch.set_num_threads(2)
+        seen["sample"] = len(trainer.sample_text(20))
+        seen["after"] = torch.get_num_threads()
+
+    before = torch.get_num_threads()
+    try:
+        worker = threading.Thread(target=train_in_thread)
+        worker.start()
+        worker.join(60)
+        assert seen == {"sample": 20, "after": 2}
+    finally:
+        trainer.close()
+        torch.set_num_threads(before)
+
+
 def test_early_stopping_keeps_best_apart_from_latest(books, tmp_path, monkeypatch):
     out = tmp_path / "run"
     cfg = build_config("tiny", dict(data=[str(books)], out=str(out), sample_chars=0, patience=2,

@@ -43,7 +43,8 @@ def one_cpu_thread(device: torch.device):
     main one) is set once, for good, and that default put straight back (``_one_thread_for_good``);
     the main thread (train.py, the CLI, benchmarks: nothing else runs beside it) is set and restored
     around each step, since it does other work between steps (training, the prompt's forward pass).
-    (Training in a thread of its own is the exception: after its first sample, it goes on one thread.)
+    A caller that decodes now and then in a thread that also does heavy work (a trainer's samples,
+    where training may run in a thread of its own) wraps the generation in ``thread_count_kept``.
     """
     if device.type != "cpu":
         yield
@@ -73,6 +74,19 @@ def _one_thread_for_good() -> None:
         helper = threading.Thread(target=torch.set_num_threads, args=(default,), name="gpt40k-threads")
         helper.start()
         helper.join()
+
+
+@contextmanager
+def thread_count_kept():
+    """Give this thread its CPU thread count back after a whole generation, wherever it runs: a
+    trainer in a thread of its own samples, then trains on all its threads again."""
+    threads, single = torch.get_num_threads(), getattr(_thread, "single", False)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        _thread.single = single
 
 
 def decoder_weights(model: GPT) -> tuple[list[tuple[torch.Tensor, ...]], tuple[torch.Tensor, ...]]:

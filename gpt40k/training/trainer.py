@@ -21,6 +21,7 @@ from .. import device as devices
 from ..checkpoint import load, load_training_state, save_checkpoint
 from ..errors import TrainingError
 from ..files import ARGS_FILE, BEST_DIR, CACHE_DIR, CORPUS_FILE, LATEST_DIR, SNAPSHOTS_DIR, claim_run_folder, write_json
+from ..generate.decoder import thread_count_kept
 from ..generate.sampling import stream
 from ..model.model import GPT
 from . import distributed, resume
@@ -206,7 +207,8 @@ class Trainer:
     def sample_text(self, n_chars: int) -> str:
         gen = torch.Generator(self.device).manual_seed(self.cfg.seed)
         prompt = self.tokenizer.encode_prompt("\n").ids
-        ids = [int(s.token[0]) for s in stream(self.model, prompt, n_chars, temperature=0.8, generator=gen)]
+        with thread_count_kept():
+            ids = [int(s.token[0]) for s in stream(self.model, prompt, n_chars, temperature=0.8, generator=gen)]
         return self.tokenizer.decode(ids)
 
     def evaluate(self) -> bool:

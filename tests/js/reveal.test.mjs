@@ -1,17 +1,35 @@
 // The reveal loop's pace (static/live/reveal.js) and the view's colours (static/live/colors.js).
 import {test} from "node:test";
 import assert from "node:assert/strict";
-import {advance, frameSeconds, MAX_PER_FRAME} from "../../gpt40k/app/static/live/reveal.js";
+import {advance, frameSeconds, MAX_OWED_S} from "../../gpt40k/app/static/live/reveal.js";
 import {LUT, SURPRISE_MAX, pct, rgb, show, surpriseAlpha, underline} from "../../gpt40k/app/static/live/colors.js";
 
-test("characters are shown at the pace, never more than two a frame", () => {
-  assert.deepEqual(advance(0, 0.1, 35, 100, 0), {allowance: 0, shown: MAX_PER_FRAME});  // 3.5 owed, 2 shown
+// Characters shown after ``frames`` frames ``frame`` seconds apart, with ``arrived(t)`` written by time t.
+function reveal(pace, frame, frames, arrived = () => 1e6) {
+  let allowance = 0, shown = 0;
+  for (let i = 1; i <= frames; i++) ({allowance, shown} = advance(allowance, frame, pace, arrived(i * frame), shown));
+  return shown;
+}
+
+test("characters are shown at the pace, a fast computer's frames or a slow one's", () => {
   const slow = advance(0, 1 / 60, 35, 100, 10);  // 0.58 of a character owed: none yet
   assert.equal(slow.shown, 10);
   assert.ok(Math.abs(slow.allowance - 35 / 60) < 1e-9);
   assert.equal(advance(slow.allowance, 1 / 60, 35, 100, 10).shown, 11);  // the next frame shows one
   assert.equal(advance(5, 1, 35, 12, 11).shown, 12);  // no further than what has arrived
   assert.deepEqual(advance(0.3, 0.5, 0, 80, 3), {allowance: 0.3, shown: 80});  // "fastest": all at once
+  for (const [pace, fps] of [[35, 60], [35, 14], [35, 5], [120, 30], [120, 60], [10, 20]]) {
+    const shown = reveal(pace, 1 / fps, 10 * fps);  // ten seconds
+    assert.ok(Math.abs(shown - 10 * pace) <= 1, `${pace}/s at ${fps} frames a second: ${shown} in 10 s`);
+  }
+});
+
+test("after a wait for the server the text goes on at the pace, not in a burst", () => {
+  const late = (t) => (t < 1.99 ? 0 : 500);  // nothing arrives for 2 s (frame 120), then everything
+  const first = reveal(35, 1 / 60, 120, late);  // the first frame that has them: what is owed, at most
+  assert.equal(first, Math.floor(35 * MAX_OWED_S));
+  const second = reveal(35, 1 / 60, 180, late);  // a second later: the pace again
+  assert.ok(Math.abs(second - first - 35) <= 1, `${second - first} in the next second`);
 });
 
 test("a frame's time is capped, so a hidden tab does not flood the text when it comes back", () => {

@@ -333,11 +333,21 @@ def head_roles(model: GPT, tokenizer: CharTokenizer, text: str) -> dict[tuple[in
 
 # ---- the model's own text and a loss on it --------------------------------------------------
 def own_text(model: GPT, tokenizer: CharTokenizer, chars: int = 2000, seed: int = 0) -> list[int]:
-    """A fixed passage of the model's own writing: ``chars`` characters from a newline (or its first
-    character), temperature 1, seeded. Nothing of the books it read is needed or kept."""
+    """A fixed sample of the model's own writing: a newline (or its first character), then ``chars``
+    characters, temperature 1, seeded. Nothing of the books it read is needed or kept.
+
+    It is written as passages of one window each, every one from the newline, side by side in one
+    batch, then joined: a step of four rows costs a CPU about what a step of one does, so the page's
+    1,000 characters take a third of the time. ``head_roles`` reads a text in windows of block_size,
+    which are then exactly these passages."""
     start = tokenizer.stoi.get("\n", 0)
+    block = model.config.block_size
+    passages = -(-(chars + 1) // block)  # enough windows for chars + 1 ids
+    prompt = torch.full((passages, 1), start, dtype=torch.long, device=model.device)
     generator = torch.Generator(model.device).manual_seed(seed)
-    return [start] + [s.token.item() for s in stream(model, [start], chars, generator=generator)]
+    written = [s.token for s in stream(model, prompt, min(chars, block - 1), generator=generator)]
+    rows = torch.cat([prompt, torch.stack(written, 1)], 1) if written else prompt
+    return rows.flatten().tolist()[:chars + 1]
 
 
 @torch.no_grad()

@@ -56,6 +56,18 @@ def test_knocking_out_a_head_is_zeroing_its_columns_of_the_projection():
         assert torch.equal(m(ids()).logits, before)  # no head knocked out: the original
 
 
+def test_the_own_text_is_passages_of_one_window_each_that_head_roles_reads_as_its_windows():
+    m = model(block_size=8)
+    newline = TOK.stoi["\n"]
+    text = own_text(m, TOK, chars=20)
+    assert len(text) == 21 and own_text(m, TOK, chars=20) == text  # seeded: the same every time
+    assert own_text(m, TOK, chars=20, seed=1) != text
+    passages = [text[i:i + 8] for i in range(0, 21, 8)]  # 8, 8 and 5 ids: the windows head_roles reads
+    assert [p[0] for p in passages] == [newline] * 3
+    assert passages[0] != passages[1]  # drawn side by side, not copies
+    assert len(own_text(m, TOK, chars=5)) == 6 and own_text(m, TOK, chars=0) == [newline]
+
+
 def test_knocking_out_a_head_changes_the_text_and_the_loss():
     m = model()
     passage = own_text(m, TOK, chars=200)

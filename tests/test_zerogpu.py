@@ -44,7 +44,7 @@ def test_every_handler_asks_for_what_its_length_needs(recorded, trained_run):
 
 
 def test_a_small_model_stays_on_the_cpu_a_large_one_gets_the_gpu(recorded, trained_run):
-    assert not zerogpu.use_gpu(1_866_337)  # the shipped model: the CPU writes 2000 characters sooner
+    assert not zerogpu.use_gpu(1_866_337)  # the shipped model: the CPU writes the default 300 characters sooner
     assert zerogpu.use_gpu(20_000_000)  # the seed's first, 20M-parameter model: the GPU does
     registry = ModelRegistry()
     registry.request(str(trained_run))

@@ -20,7 +20,8 @@ import math
 from collections.abc import Callable
 
 GPU_CHARS_PER_S = 1000.0  # below the slowest H100 run with the CUDA graph (1,119 characters/s)
-CPU_CHARS_PER_S_1_8M = 750.0  # the shipped 1.87M-parameter model on one thread of the slowest CPU measured
+CPU_CHARS_PER_S_1_8M = 750.0  # the shipped 1.87M-parameter model on one thread of the slowest GPU host measured
+# (an H100's: 779-927). A ZeroGPU Space runs on such a host; a 2-core AVX2-only EPYC, no GPU host, writes 381.
 SHIPPED_PARAMS = 1.87e6  # decoding is bound by reading the weights: the CPU rate falls with the model's size
 ATTACH_S = 0.5  # not measurable here; a low guess (a round trip to ZeroGPU's scheduler, the weights moved):
 # a longer attach only favours the CPU more

@@ -260,3 +260,7 @@ def test_the_role_table_follows_the_snapshot(registry):
         assert table.count("\n| L") == 4 and "| head | prev char | self |" in table and "**" in table
     assert final.startswith("**tiny**") and early.startswith("**tiny @ step 10")
     assert registry.reference("tiny @ step 10 · val loss 3.100") == registry.reference("tiny")  # one text per run
+    demo = build_ui(registry)  # before anyone touches it, the table is the one of the snapshot the radio shows
+    radio, = (b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "gpt40k-snapshot")
+    table, = (b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "gpt40k-roles")
+    assert radio.value == "step 10 · val loss 3.100" and table.value == early

@@ -460,8 +460,9 @@ def build_ui(registry: ModelRegistry, limits: ClientLimits | None = None) -> gr.
             gr.Markdown("## What each head does\nEvery head scored for the patterns people find in trained "
                         "transformers: 1 means all of its attention goes where the pattern says. The table follows "
                         "the snapshot chosen above: watch the roles appear as the model learns.")
-            # scored now, at start-up (about a second): the first visitor's grid then has its badges at once
-            roles_md = gr.Markdown(roles_table(registry, registry.default), elem_id="gpt40k-roles")
+            # the snapshot the radio shows, scored now, at start-up (as the trained model is, for the grid's
+            # badges): the table matches the radio before anyone touches it
+            roles_md = gr.Markdown(handlers.show_roles(registry.default, labels[0]), elem_id="gpt40k-roles")
             gr.Markdown("## Compare two checkpoints\nThe same prompt and seed through both, side by side: each "
                         "text with the attention of the head chosen under it, and how well the model that wrote "
                         "it reads it back (nats a character: lower is surer).")

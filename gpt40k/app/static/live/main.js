@@ -79,8 +79,8 @@ export function mount(element, props, trigger, watch) {
     if (update.kind === "steps") {
       if (update.start) { ui.startRaw = update.startRaw; startRun(update.start); }
       update.steps.forEach(receive);
-    } else if (update.kind === "trace") {
-      showTrace(update.trace, false);
+    } else if (update.kind === "trace") {  // the server's example: for an empty view, never over a run
+      if (!ui.run) showTrace(update.trace, false);  // (on a slow link it can come after Generate)
     } else if (update.kind === "error") {
       if (ui.run && !ui.run.done) { ui.run.done = true; ui.following = false; }
       if (ui.run) { ui.run.notes = ui.run.notes.concat([update.message]); renderNotes(dom, ui); }

@@ -337,9 +337,9 @@ def own_text(model: GPT, tokenizer: CharTokenizer, chars: int = 2000, seed: int 
     characters, temperature 1, seeded. Nothing of the books it read is needed or kept.
 
     It is written as passages of one window each, every one from the newline, side by side in one
-    batch, then joined: a step of four rows costs a CPU about what a step of one does, so the page's
-    1,000 characters take a third of the time. ``head_roles`` reads a text in windows of block_size,
-    which are then exactly these passages."""
+    batch, then joined: a step reads the weights once for all its rows, so four rows cost a CPU little
+    more than one, and the page's 1,000 characters take a third of the time. ``head_roles`` reads a
+    text in windows of block_size, which are then exactly these passages."""
     start = tokenizer.stoi.get("\n", 0)
     block = model.config.block_size
     passages = -(-(chars + 1) // block)  # enough windows for chars + 1 ids

@@ -105,8 +105,9 @@ def run_id(page, view: str = LIVE) -> str:
 
 
 def wait_for_new_run(page, before: str, view: str = LIVE) -> None:
-    page.wait_for_function(f"(r) => document.querySelector('{view} .g4k').dataset.run !== r", arg=before,
-                           timeout=30_000)
+    """Until a run other than ``before`` is on the view (and not the example, which may come late)."""
+    page.wait_for_function(f"(r) => !['example', r].includes(document.querySelector('{view} .g4k').dataset.run)",
+                           arg=before, timeout=30_000)
 
 
 def test_watch_it_write_then_read_its_attention(page_on, tmp_path):

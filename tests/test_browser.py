@@ -61,8 +61,8 @@ def app_url(trained_run):
 
 
 @pytest.fixture
-def page_on(app_url):
-    """(page, url, outside requests, console errors) of a fresh browser on the app."""
+def blank_page(app_url):
+    """(page, outside requests, console errors) of a fresh browser, before it opens the app."""
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
@@ -78,10 +78,17 @@ def page_on(app_url):
             return route.abort()
 
         page.route("**/*", only_loopback)
-        page.goto(app_url)
-        page.wait_for_selector("#gpt40k-generate")
-        yield page, app_url, outside, errors
+        yield page, outside, errors
         browser.close()
+
+
+@pytest.fixture
+def page_on(app_url, blank_page):
+    """(page, url, outside requests, console errors) of a fresh browser on the app."""
+    page, outside, errors = blank_page
+    page.goto(app_url)
+    page.wait_for_selector("#gpt40k-generate")
+    return page, app_url, outside, errors
 
 
 def generate(page, prompt: str, chars: int, pace: str = "35"):
@@ -169,35 +176,32 @@ def test_watch_it_write_then_read_its_attention(page_on, tmp_path):
     assert outside == [] and errors == [], (outside, errors)
 
 
-def test_the_example_never_replaces_a_run_the_visitor_started(app_url):
+def test_the_example_never_replaces_a_run_the_visitor_started(app_url, blank_page):
     """The example is sent when the page has loaded; on a slow link or a busy server it can come after
     the visitor pressed Generate. It then stays away: the visitor's run is the one on the view."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
-        held = []  # the page's first queued request: the one that brings the example
+    page, outside, errors = blank_page
+    held = []  # the page's first queued request: the one that brings the example
 
-        def hold_the_first(route):
-            if held:
-                return route.continue_()
-            held.append(route)
+    def hold_the_first(route):
+        if held:
+            return route.fallback()
+        held.append(route)
 
-        page.route("**/queue/join*", hold_the_first)
-        page.goto(app_url)
-        page.wait_for_selector("#gpt40k-generate")
-        page.wait_for_function("() => document.querySelector('#gpt40k-generate').offsetParent !== null")
-        page.wait_for_timeout(3000)  # the page's load events: the example's request is sent, and held
-        generate(page, "The emperor", 160, pace="0")
-        assert held and json.loads(held[0].request.post_data)["data"][0] is None  # it was the example's
-        page.wait_for_function(DONE_JS, timeout=30_000)
-        mine = shown(page)
-        assert mine.startswith("The emperor") and run_id(page) != "example"
-        held[0].continue_()  # now the example arrives
-        page.wait_for_timeout(1500)
-        settle(page)
-        assert shown(page) == mine and run_id(page) != "example"
-        browser.close()
+    page.route("**/queue/join*", hold_the_first)
+    page.goto(app_url)
+    page.wait_for_selector("#gpt40k-generate")
+    page.wait_for_function("() => document.querySelector('#gpt40k-generate').offsetParent !== null")
+    page.wait_for_timeout(3000)  # the page's load events: the example's request is sent, and held
+    generate(page, "The emperor", 160, pace="0")
+    assert held and json.loads(held[0].request.post_data)["data"][0] is None  # it was the example's
+    page.wait_for_function(DONE_JS, timeout=30_000)
+    mine = shown(page)
+    assert mine.startswith("The emperor") and run_id(page) != "example"
+    held[0].fallback()  # now the example arrives
+    page.wait_for_timeout(1500)
+    settle(page)
+    assert shown(page) == mine and run_id(page) != "example"
+    assert outside == [] and errors == [], (outside, errors)
 
 
 def test_stop_freezes_at_once_and_notes_explain_changes(page_on):

@@ -61,15 +61,13 @@ def app_url(trained_run):
 
 
 @pytest.fixture
-def blank_page(app_url):
-    """(page, outside requests, console errors) of a fresh browser, before it opens the app."""
+def new_pages(app_url):
+    """(open, outside requests, console errors): ``open()`` gives a fresh page of one browser, each
+    guarded and listened to alike, as a person opens a shared link in a new tab."""
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
         outside, errors = [], []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
 
         def only_loopback(route):  # the page must need nothing from outside its own server
             if urlparse(route.request.url).hostname in ("127.0.0.1", "localhost"):
@@ -77,9 +75,22 @@ def blank_page(app_url):
             outside.append(route.request.url)
             return route.abort()
 
-        page.route("**/*", only_loopback)
-        yield page, outside, errors
+        def open_page():
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.route("**/*", only_loopback)
+            return page
+
+        yield open_page, outside, errors
         browser.close()
+
+
+@pytest.fixture
+def blank_page(new_pages):
+    """(page, outside requests, console errors) of a fresh browser, before it opens the app."""
+    open_page, outside, errors = new_pages
+    return open_page(), outside, errors
 
 
 @pytest.fixture
@@ -427,14 +438,16 @@ def api_text(url, prompt, chars, temperature, top_k, top_p, seed, knock_out=""):
     return client.predict(prompt, chars, temperature, top_k, top_p, seed, knock_out, api_name="/generate")["text"]
 
 
-def test_a_link_writes_the_run_again_and_a_run_is_kept_as_a_picture_and_a_file(page_on, tmp_path):
+def test_a_link_writes_the_run_again_and_a_run_is_kept_as_a_picture_and_a_file(app_url, new_pages, tmp_path):
     """Issue 27: the address holds the run (prompt, settings, forced characters, knocked-out heads);
-    Copy link; a branch beside its original, and Undo; the map as a PNG; the run as JSON, loaded back."""
-    page, url, outside, errors = page_on
+    Copy link; a branch beside its original, and Undo; the map as a PNG; the run as JSON, loaded back.
+    Each link opens in a new tab, as a person opens a shared link."""
+    open_page, outside, errors = new_pages
     settings = {"prompt": "The walls", "chars": 90, "temperature": 0.9, "top_k": 30, "top_p": 0.95, "seed": 5}
-    page.goto(f"{url}?{urlencode(settings)}")
+    page = open_page()
+    page.goto(f"{app_url}?{urlencode(settings)}")
     page.wait_for_function(LINK_WRITTEN_JS, timeout=60_000)
-    written = api_text(url, *settings.values())
+    written = api_text(app_url, *settings.values())
     assert shown(page) == written, page.inner_text(f"{LIVE} .g4k-notes")  # what the API writes, the same arguments
     assert page.input_value("#gpt40k-prompt textarea") == "The walls"
     page.get_by_text("Settings:", exact=False).first.click()
@@ -482,7 +495,8 @@ def test_a_link_writes_the_run_again_and_a_run_is_kept_as_a_picture_and_a_file(p
     (tmp_path / "run.json").write_text(json.dumps(trace), encoding="utf-8")
     (tmp_path / "bad.json").write_text('{"hello": 1}', encoding="utf-8")
 
-    # a fresh page: the forced link writes the branch again; a saved run loads back and replays
+    # a new tab: the forced link writes the branch again; a saved run loads back and replays
+    page = open_page()
     page.goto(forced_link)
     page.wait_for_function(f"() => document.querySelector('{LIVE} .g4k-text span.f')", timeout=60_000)
     page.wait_for_function(DONE_JS, timeout=60_000)
@@ -496,11 +510,12 @@ def test_a_link_writes_the_run_again_and_a_run_is_kept_as_a_picture_and_a_file(p
     assert shown(page) == written and "90 / 90" in step_info(page)
 
     # a link with a knocked-out head: the knock-out written beside the run, as the API writes it
-    page.goto(f"{url}?{urlencode({**settings, 'knock': 'L1H1'})}")
+    page = open_page()
+    page.goto(f"{app_url}?{urlencode({**settings, 'knock': 'L1H1'})}")
     page.wait_for_function(f"() => document.querySelector('{LIVE} .g4k-versus')?.hidden === false", timeout=60_000)
     page.wait_for_function(DONE_JS, timeout=60_000)
     assert page.inner_text(f"{LIVE} .g4k-versus-bhead") == "Without L1H1"
-    assert shown(page) == api_text(url, *settings.values(), knock_out="L1H1")
+    assert shown(page) == api_text(app_url, *settings.values(), knock_out="L1H1")
     assert outside == [] and errors == [], (outside, errors)
 
 

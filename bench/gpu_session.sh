@@ -22,10 +22,12 @@ import json, sys, tarfile
 from pathlib import Path
 src, out = Path(sys.argv[1]), Path(sys.argv[2])
 with tarfile.open(out / "runs_logs.tar.gz", "w:gz") as t:
-    for run in src.iterdir():
-        for name in ("metrics.jsonl", "run_summary.json", "train_args.json", "corpus.json", "train.log"):
+    for run in (d for d in src.iterdir() if d.is_dir()):
+        for name in ("metrics.jsonl", "run_summary.json", "train_args.json", "corpus.json"):
             if (run / name).exists():
                 t.add(run / name, f"{run.name}/{name}")
+    for log in src.glob("*.log"):  # train_shipped.py writes each run's log beside its folder
+        t.add(log, log.name)
     t.add(src / "sweep.json", "sweep.json")
 winner = json.loads((src / "sweep.json").read_text())["winner"]
 run = src / winner

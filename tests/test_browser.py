@@ -306,7 +306,8 @@ CONTRAST_JS = """() => {
   const parse = (s) => s.match(/[\\d.]+/g).map(Number);
   const pane = parse(getComputedStyle(document.querySelector('LIVE .g4k-text')).backgroundColor);
   return [...document.querySelectorAll('LIVE .g4k-text span[data-pos]:not(.hidden)')].map((s) => {
-    const st = getComputedStyle(s), fg = parse(st.color), bg = parse(st.backgroundColor);
+    const st = getComputedStyle(s), bg = parse(st.backgroundColor);
+    const fg = parse(getComputedStyle(s, s.classList.contains('nl') ? '::before' : null).color);  // a line break's mark
     const a = bg.length > 3 ? bg[3] : 1, behind = [0, 1, 2].map((i) => a * bg[i] + (1 - a) * pane[i]);
     const [hi, lo] = [lum(fg), lum(behind)].sort((x, y) => y - x);
     return [(hi + 0.05) / (lo + 0.05), s.textContent, s.classList.contains('att'),
@@ -345,7 +346,7 @@ def test_it_reads_at_a_glance_and_by_keyboard(page_on):
     assert len(shown(page)) > 100  # not an empty view before the first run
     assert page.locator(f"{LIVE} .g4k-cand").count() >= 2 and page.locator(f"{LIVE} .g4k-overview canvas").count() >= 4
     legend = page.inner_text(f"{LIVE} .g4k-legend")
-    assert all(w in legend for w in ("your prompt", "the model's text", "surprise", "forced", "attended"))
+    assert all(w in legend for w in ("your prompt", "the model's text", "surprise", "forced", "a line break", "attended"))
     assert in_view(page, f"{LIVE} .g4k-legend")
     styles = page.evaluate(f"() => ['p', 'g'].map((k) => getComputedStyle(document.querySelector("
                            f"'{LIVE} .g4k-text span.' + k)).fontStyle)")
@@ -357,9 +358,10 @@ def test_it_reads_at_a_glance_and_by_keyboard(page_on):
     page.locator(f"{LIVE} .g4k-overview .head").nth(k).locator("canvas").click()
     underlined_space = False
     chars = page.locator(f"{LIVE} .g4k-text span[data-pos]")
-    texts = chars.all_inner_texts()  # a line break has no area to hover: the next character instead
-    for n in (40, 41, 55, 56, 70, 71, 90, 91):
-        chars.nth(next(i for i in range(n, len(texts)) if texts[i] != "\n")).hover()
+    texts = chars.all_inner_texts()
+    line_break = texts.index("\n", 20)  # the model wrote it: it has a mark to hover, as every character
+    for n in (40, 41, 55, 56, 70, 71, 90, 91, line_break):
+        chars.nth(n).hover()
         settle(page)
         cells = page.evaluate(CONTRAST_JS)
         assert min(c[0] for c in cells) >= 4.5, min(cells)
@@ -367,6 +369,7 @@ def test_it_reads_at_a_glance_and_by_keyboard(page_on):
         assert attended and all(c[3] >= 1 for c in attended)
         underlined_space |= any(c[1] == " " for c in attended)
     assert underlined_space  # an attended space shows: its line
+    assert page.inner_text(f"{LIVE} .g4k-hoverinfo").startswith(f"Reading ‘⏎’ (character {line_break + 1})")
     page.locator(f"{LIVE} .g4k-surprise").click()
     assert min(c[0] for c in page.evaluate(CONTRAST_JS)) >= 4.5
     page.locator(f"{LIVE} .g4k-surprise").click()

@@ -31,7 +31,7 @@ export function drawText(dom, ui) {  // a new run: every character as a span
 export function addSpan(dom, ui, ch, kind, p, pos) {
   const s = document.createElement("span");
   s.textContent = ch;
-  s.className = kind;
+  s.className = ch === "\n" ? `${kind} nl` : kind;  // the kind first: paintBase reads it back
   s.dataset.pos = pos;
   if (kind !== "p") s.title = p === null ? `forced: ‘${show(ch)}’` : `‘${show(ch)}’: ${pct(p)} likely`;
   paintBase(dom, s, kind, p);

@@ -12,7 +12,7 @@ budget, so its cosine schedule ends on time rather than being cut by the time li
 
 On a CPU of a few cores (the second form) runs side by side only slow each other down, so
 --one-at-a-time trains the recipes one after another, each with all the threads, each for the same
-number of characters (its steps: budget / (batch x block)). That takes about an hour a recipe on 2
+number of characters (its steps: budget / (batch x block)). That takes an hour or more a recipe on 2
 cores, so the sweep can be stopped (Ctrl-C or SIGTERM: the run in progress saves) and the same
 command run again: finished recipes are skipped, the stopped one resumes exactly.
 

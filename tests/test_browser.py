@@ -359,7 +359,7 @@ def test_it_reads_at_a_glance_and_by_keyboard(page_on):
     underlined_space = False
     chars = page.locator(f"{LIVE} .g4k-text span[data-pos]")
     texts = chars.all_inner_texts()
-    line_break = texts.index("\n", 20)  # the model wrote it: it has a mark to hover, as every character
+    line_break = texts.index("\n", 20)  # it has a mark to hover, as every character has an area
     for n in (40, 41, 55, 56, 70, 71, 90, 91, line_break):
         chars.nth(n).hover()
         settle(page)

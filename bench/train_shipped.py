@@ -202,7 +202,7 @@ def sweep_in_turn(names: list[str], args) -> tuple[dict, dict, bool]:
 
 
 def ended(rc: int | None) -> str:
-    return "not run" if rc is None else f"rc {rc} (see its log)"
+    return "not run" if rc is None else f"rc {rc} (below)"
 
 
 def report(names: list[str], plan: dict, rcs: dict, complete: bool, args) -> str | None:
@@ -221,8 +221,19 @@ def report(names: list[str], plan: dict, rcs: dict, complete: bool, args) -> str
         best = f"{r['best_val_loss']:.4f}" if r.get("best_val_loss") else "-"
         print(f"| {n}{' (winner)' if n == winner else ''} | {r.get('steps', '-')} | {r.get('tokens', '-')} | "
               f"{r.get('elapsed_s', 0) / 60:.1f} | {best} | {r.get('stop_reason') or ended(r['rc'])} |")
+    for n, r in results.items():
+        if not r.get("stop_reason") and r["rc"] is not None:  # it failed: train.py's own message says why
+            print(f"\n{n}: {last_line(log_file(Path(args.out) / n))}")
     print(f"\nwinner: {winner}" if complete else f"\nbest so far: {winner}; the sweep is not finished")
     return winner if complete else None
+
+
+def last_line(path: Path) -> str:
+    try:
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return f"no log at {path}"
+    return lines[-1] if lines else f"nothing in {path}"
 
 
 def main() -> int:

@@ -91,3 +91,9 @@ def test_side_by_side_probes_then_trains_every_recipe_within_the_budget(tmp_path
     runs = json.loads((out / "sweep.json").read_text())["runs"]
     assert all(runs[n]["stop_reason"] in ("finished", "time limit") for n in TWO[1:])
     assert all((out / "probe" / f"{n}.log").is_file() for n in TWO[1:])
+
+
+def test_a_run_that_fails_says_why_under_the_table(tmp_path):
+    proc = sweep(*sweep_args(tmp_path / "no-books", tmp_path / "sweep", 8192, *TWO))
+    assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr
+    assert proc.stdout.count("does not exist: pass a text file, a folder of .txt files or a glob") == 2

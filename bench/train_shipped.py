@@ -35,10 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gpt40k.files import LATEST_DIR, SUMMARY_FILE  # noqa: E402
+from gpt40k.train import build_parser, resolve_config  # noqa: E402
 
 # min-char-count 10: the shipped grimfuture model's vocabulary (drops 12 characters seen 1-9 times).
 COMMON = ["--preset", "seed", "--min-char-count", "10", "--patience", "0", "--sample-chars", "0"]
-SEED_BATCH, SEED_BLOCK = 64, 256  # the seed preset's, where a recipe keeps them: characters per step
 # The architecture is the seed's (4 layers, 6 heads, 192 channels); the recipes differ.
 RECIPES = {
     "lr2e-3_drop0.1": ["--batch-size", "128", "--lr", "2e-3", "--dropout", "0.1", "--warmup-iters", "200"],
@@ -66,23 +66,23 @@ CPU_SWEEP = ["lr3e-3_drop0.0", "lr4e-3_drop0.0", "bs64_lr3e-3_drop0.0", "lr3e-3_
 SMOKE = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "32", "--batch-size", "8"]
 
 
-def flag(flags: list[str], name: str, default: int) -> int:
-    """The value train.py gets for `name`: the last one given, as argparse reads it."""
-    given = [i for i, f in enumerate(flags) if f == name]
-    return int(flags[given[-1] + 1]) if given else default
-
-
 def command(flags: list[str], args, out: Path, extra: list[str]) -> list[str]:
     return [sys.executable, str(ROOT / "train.py"), "--data", args.data, "--out", str(out), "--device", args.device,
             *COMMON, *flags, *extra, *(SMOKE if args.smoke else [])]
 
 
+def chars_per_step(cmd: list[str]) -> int:
+    """What one step of a train.py command reads, its flags and preset resolved as train.py does."""
+    cfg, _ = resolve_config(build_parser().parse_args(cmd[2:]))
+    return cfg.batch_size * cfg.block_size
+
+
 def launch(cmd: list[str], out: Path, threads: str | None) -> subprocess.Popen:
     """train.py writing to OUT.log, beside its run folder (which must hold only the run's own files)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    log = open(log_file(out), "a")
     env = {**os.environ, "OMP_NUM_THREADS": threads} if threads else None
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+    with open(log_file(out), "a") as log:  # the child keeps its own copy of the file
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
 
 
 def log_file(out: Path) -> Path:
@@ -176,10 +176,9 @@ def sweep_in_turn(names: list[str], args) -> tuple[dict, dict, bool]:
     whether every recipe was trained (not so when stopped)."""
     stopper, plan, rcs = Stopper(), {}, {}
     for name in names:
-        flags = [*RECIPES[name], *(SMOKE if args.smoke else [])]
-        per_step = flag(flags, "--batch-size", SEED_BATCH) * flag(flags, "--block-size", SEED_BLOCK)
-        plan[name], extra = schedule(name, int(args.budget_chars) // per_step, args)
         out = Path(args.out) / name
+        per_step = chars_per_step(command(RECIPES[name], args, out, []))
+        plan[name], extra = schedule(name, int(args.budget_chars) // per_step, args)
         summary = read_json(out / SUMMARY_FILE)
         if summary.get("stop_reason") == "finished":
             if summary.get("steps") != plan[name]["max_iters"]:

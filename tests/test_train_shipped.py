@@ -11,7 +11,7 @@ import time
 from conftest import ROOT, make_text
 
 SCRIPT = ROOT / "bench" / "train_shipped.py"
-TWO = ["--recipes", "lr3e-3_drop0.0", "lr4e-3_drop0.0"]
+TWO = ("lr3e-3_drop0.0", "lr4e-3_drop0.0")
 
 
 def books(tmp_path):
@@ -34,22 +34,22 @@ def sweep(*args):
 
 def test_one_at_a_time_trains_each_recipe_for_the_budget_and_skips_it_when_run_again(tmp_path):
     data, out = books(tmp_path), tmp_path / "sweep"
-    first = sweep(*sweep_args(data, out, 8192, *TWO))
+    first = sweep(*sweep_args(data, out, 8192, "--recipes", *TWO))
     assert first.returncode == 0, first.stdout + first.stderr
     result = json.loads((out / "sweep.json").read_text())
     runs = result["runs"]
-    for name in TWO[1:]:
+    for name in TWO:
         # 8192 characters at 8 x 32 a step: 32 steps, 4 evaluations, a snapshot at each
         assert runs[name]["steps"] == runs[name]["max_iters"] == 32 and runs[name]["stop_reason"] == "finished"
         assert sorted(p.name for p in (out / name / "snapshots").iterdir())[-1] == "step-000032"
         assert (out / f"{name}.log").is_file() and not (out / name / "train.log").exists()
-    assert result["winner"] == min(TWO[1:], key=lambda n: runs[n]["best_val_loss"])
+    assert result["winner"] == min(TWO, key=lambda n: runs[n]["best_val_loss"])
 
-    again = sweep(*sweep_args(data, out, 8192, *TWO))
+    again = sweep(*sweep_args(data, out, 8192, "--recipes", *TWO))
     assert again.returncode == 0 and again.stdout.count("finished before, skipped") == 2
     assert json.loads((out / "sweep.json").read_text())["winner"] == result["winner"]
 
-    other_budget = sweep(*sweep_args(data, out, 4096, *TWO))
+    other_budget = sweep(*sweep_args(data, out, 4096, "--recipes", *TWO))
     assert other_budget.returncode != 0 and "holds a finished run of 32 steps, not the 16" in other_budget.stderr
     assert "Traceback" not in other_budget.stderr
 
@@ -86,14 +86,14 @@ def test_a_stopped_sweep_resumes_where_it_saved_and_ends_as_an_unstopped_one(tmp
 def test_side_by_side_probes_then_trains_every_recipe_within_the_budget(tmp_path):
     out = tmp_path / "together"
     proc = sweep(sys.executable, str(SCRIPT), "--data", str(books(tmp_path)), "--out", str(out), "--smoke",
-                 "--probe-s", "3", "--budget-s", "6", "--evals", "4", "--eval-iters", "2", *TWO)
+                 "--probe-s", "3", "--budget-s", "6", "--evals", "4", "--eval-iters", "2", "--recipes", *TWO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     runs = json.loads((out / "sweep.json").read_text())["runs"]
-    assert all(runs[n]["stop_reason"] in ("finished", "time limit") for n in TWO[1:])
-    assert all((out / "probe" / f"{n}.log").is_file() for n in TWO[1:])
+    assert all(runs[n]["stop_reason"] in ("finished", "time limit") for n in TWO)
+    assert all((out / "probe" / f"{n}.log").is_file() for n in TWO)
 
 
 def test_a_run_that_fails_says_why_under_the_table(tmp_path):
-    proc = sweep(*sweep_args(tmp_path / "no-books", tmp_path / "sweep", 8192, *TWO))
+    proc = sweep(*sweep_args(tmp_path / "no-books", tmp_path / "sweep", 8192, "--recipes", *TWO))
     assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr
     assert proc.stdout.count("does not exist: pass a text file, a folder of .txt files or a glob") == 2

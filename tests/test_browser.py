@@ -226,7 +226,7 @@ def test_stop_freezes_at_once_and_notes_explain_changes(page_on):
     generate(page, "The guard 🙂", 1500, pace="10")
     # while the server writes: Generate says so, and no spinner covers the prompt or the view
     assert page.inner_text("#gpt40k-generate") == "Writing…" and page.locator("#gpt40k-generate").is_disabled()
-    assert not page.locator(".generating, .progress-text, .eta-bar").count()
+    assert page.evaluate(SPINNERS_JS) == []
     page.wait_for_function(f"() => ({SHOWN_JS})().length > 20", timeout=30_000)
     page.locator("#gpt40k-stop").click()
     kept = shown(page)
@@ -315,6 +315,9 @@ CONTRAST_JS = """() => {
   });
 }""".replace("LIVE", LIVE)
 # The font size of every piece of text in the view (px), and the big map's labels'
+# Gradio's progress marks (a spinner, "processing", a time bar), each named by the block that shows it
+SPINNERS_JS = """() => [...document.querySelectorAll('.generating, .progress-text, .eta-bar')].map(el =>
+    `${el.closest('[id]')?.id || '?'}: ${el.className}`)"""
 SMALLEST_TEXT_JS = f"""() => Math.min(document.querySelector('{LIVE} .g4k-bigcanvas').dataset.font,
   ...[...document.querySelectorAll('{LIVE} .g4k *')].filter((el) => el.offsetParent !== null &&
      [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim()))
@@ -423,7 +426,7 @@ def test_on_a_phone_the_text_the_map_and_the_choice_are_in_view_together(page_on
     assert in_view(page, f"{LIVE} .g4k-text") and in_view(page, f"{LIVE} .g4k-bigcanvas")
     assert in_view(page, f"{LIVE} .g4k-cand")  # the first candidate, whole
     assert page.evaluate(SMALLEST_TEXT_JS) >= 12
-    assert not page.locator(".generating, .progress-text, .eta-bar").count()  # no spinner
+    assert page.evaluate(SPINNERS_JS) == []  # no spinner
     page.locator(f"{LIVE} .g4k-to-grid").click()  # every head: one tap away
     page.wait_for_function(f"() => {{ const r = document.querySelector('{LIVE} .g4k-overview').getBoundingClientRect();"
                            " return r.top >= 0 && r.top < innerHeight; }")

@@ -314,10 +314,10 @@ CONTRAST_JS = """() => {
             st.textDecorationLine.includes('underline') ? parseFloat(st.textDecorationThickness) : 0];
   });
 }""".replace("LIVE", LIVE)
-# The font size of every piece of text in the view (px), and the big map's labels'
 # Gradio's progress marks (a spinner, "processing", a time bar), each named by the block that shows it
 SPINNERS_JS = """() => [...document.querySelectorAll('.generating, .progress-text, .eta-bar')].map(el =>
     `${el.closest('[id]')?.id || '?'}: ${el.className}`)"""
+# The font size of every piece of text in the view (px), and the big map's labels'
 SMALLEST_TEXT_JS = f"""() => Math.min(document.querySelector('{LIVE} .g4k-bigcanvas').dataset.font,
   ...[...document.querySelectorAll('{LIVE} .g4k *')].filter((el) => el.offsetParent !== null &&
      [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim()))

@@ -514,7 +514,9 @@ def test_a_link_writes_the_run_again_and_a_run_is_kept_as_a_picture_and_a_file(a
     page.locator(f"{LIVE} .g4k-pace").select_option("0")
     page.locator(f"{LIVE} .g4k-load-file").set_input_files(str(tmp_path / "run.json"))
     page.wait_for_function(f"() => document.querySelector('{LIVE} .g4k-keep-info').innerText.startsWith('Replaying')")
-    page.wait_for_function(DONE_JS, timeout=30_000)
+    # the loaded run's spans are drawn at once, hidden, but data-state changes at the next frame: until
+    # then it still says the previous run's 'idle', so wait for replayed characters too
+    page.wait_for_function(f"() => ({DONE_JS})() && {SHOWN_LEN_JS} > {len(settings['prompt'])}", timeout=30_000)
     assert shown(page) == written and "90 / 90" in step_info(page)
 
     # a link with a knocked-out head: the knock-out written beside the run, as the API writes it
